@@ -1,0 +1,142 @@
+package multivalue
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+)
+
+// maxHeaderBytes bounds the response headers a probe reads: a target that
+// floods headers fails instead of costing memory.
+const maxHeaderBytes = 64 << 10
+
+// httpProber passes when an HTTP(S) response with an accepted status arrives
+// and, with match, the first 5120 bytes of its body contain the string.
+type httpProber struct {
+	client  *http.Client
+	url     string
+	host    string // Host header
+	status  []statusRange
+	match   []byte
+	timeout time.Duration // for the reason only: ctx enforces it
+}
+
+func newHTTPProber(s *checkSpec, dialer *net.Dialer) *httpProber {
+	tlsConf := &tls.Config{
+		// Without tls_verify, as Route 53, a certificate is not checked: the
+		// check asks whether the server is up, not whether it is trusted.
+		InsecureSkipVerify: !s.tlsVerify,
+		RootCAs:            s.caPool, // nil: the system roots
+		// SNI: the host option if set; else the target name. Go sends no
+		// SNI for an IP address.
+		ServerName: s.hostHeader,
+	}
+	if tlsConf.ServerName == "" && net.ParseIP(s.host) == nil {
+		tlsConf.ServerName = s.host
+	}
+	if tlsConf.ServerName == "" && s.tlsVerify {
+		// Verifying an IP target: the certificate must name the IP.
+		tlsConf.ServerName = s.host
+	}
+	transport := &http.Transport{
+		Proxy:                  nil, // never send probes through an environment proxy
+		DialContext:            dialer.DialContext,
+		TLSClientConfig:        tlsConf,
+		DisableKeepAlives:      true, // a new connection for every probe
+		DisableCompression:     true, // match looks at the body as sent
+		MaxResponseHeaderBytes: maxHeaderBytes,
+	}
+	host := s.hostHeader
+	if host == "" {
+		host = s.host
+		if s.port != defaultPort(s.protocol) {
+			host = net.JoinHostPort(s.host, strconv.Itoa(s.port))
+		} else if net.ParseIP(s.host) != nil && net.ParseIP(s.host).To4() == nil {
+			host = "[" + s.host + "]"
+		}
+	}
+	u := url.URL{Scheme: s.protocol, Host: s.target(), Path: s.path}
+	if p, q, ok := cutQuery(s.path); ok {
+		u.Path, u.RawQuery = p, q
+	}
+	return &httpProber{
+		client: &http.Client{
+			Transport: transport,
+			// A redirect is an answer in itself (3xx counts as healthy by
+			// default), never a reason to probe another address.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		},
+		url:     u.String(),
+		host:    host,
+		status:  s.statusRanges,
+		match:   []byte(s.match),
+		timeout: s.timeout,
+	}
+}
+
+func (p *httpProber) probe(ctx context.Context) (bool, string) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.url, nil)
+	if err != nil {
+		return false, err.Error()
+	}
+	req.Host = p.host
+	req.Header.Set("User-Agent", "coredns-multivalue/1 (health check)")
+	resp, err := p.client.Do(req)
+	if err != nil {
+		return false, describeErr(err, p.timeout)
+	}
+	defer resp.Body.Close() // unread: with keep-alives off this closes the connection
+	if !statusOK(p.status, resp.StatusCode) {
+		return false, fmt.Sprintf("status %d", resp.StatusCode)
+	}
+	if len(p.match) == 0 {
+		return true, fmt.Sprintf("status %d", resp.StatusCode) // the body is not waited for
+	}
+	found, err := bodyContains(resp.Body, p.match)
+	switch {
+	case found:
+		return true, fmt.Sprintf("status %d, body matches", resp.StatusCode)
+	case err != nil:
+		return false, describeErr(err, p.timeout)
+	}
+	return false, "body does not match"
+}
+
+// bodyContains reads at most the first maxBodyMatch bytes of body and reports
+// whether they contain match, stopping as soon as they do: a body that
+// trickles on after the match does not fail the check.
+func bodyContains(body io.Reader, match []byte) (bool, error) {
+	buf := make([]byte, 0, maxBodyMatch)
+	for len(buf) < maxBodyMatch {
+		n, err := body.Read(buf[len(buf):maxBodyMatch])
+		buf = buf[:len(buf)+n]
+		if bytes.Contains(buf, match) {
+			return true, nil
+		}
+		if errors.Is(err, io.EOF) {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+	}
+	return false, nil
+}
+
+// cutQuery splits "/health?full=1" so the query is not escaped into the path.
+func cutQuery(path string) (string, string, bool) {
+	for i := 0; i < len(path); i++ {
+		if path[i] == '?' {
+			return path[:i], path[i+1:], true
+		}
+	}
+	return path, "", false
+}

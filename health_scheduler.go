@@ -1,0 +1,165 @@
+package multivalue
+
+import (
+	"container/heap"
+	"math/rand/v2"
+	"sync"
+	"time"
+)
+
+// maxFirstDelay bounds the random delay of a new check's first probe, so that
+// thousands of checks configured at once do not fire in the same instant.
+const maxFirstDelay = 2 * time.Second
+
+// registry holds every running check of the process, shared by all server
+// blocks and all CoreDNS instances. CoreDNS starts a reloaded instance before
+// it shuts down the old one, so checks are counted: a check both use lives on
+// with its status, a check only the old one used stops when it shuts down.
+//
+// One scheduler goroutine walks a heap of due times and starts each probe in
+// its own goroutine; with at most one probe in flight per check, the number of
+// goroutines is bounded by the number of distinct checks (and in practice by
+// probes per second times probe latency).
+type registry struct {
+	mu     sync.Mutex
+	checks map[checkKey]*check
+	queue  checkHeap
+	wake   chan struct{} // a check was added: recompute the next due time
+	stop   chan struct{} // closed to end the scheduler; nil when not running
+	done   chan struct{} // closed when the scheduler has ended
+	probes sync.WaitGroup
+}
+
+var checks = &registry{checks: map[checkKey]*check{}}
+
+// lookup returns the running check for a key, or nil. It starts nothing.
+func (r *registry) lookup(k checkKey) *check {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.checks[k]
+}
+
+// acquire returns the running check for spec, starting it if it is new.
+func (r *registry) acquire(s *checkSpec) *check {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	k := s.key()
+	c := r.checks[k]
+	if c == nil {
+		c = newCheck(s)
+		r.checks[k] = c
+		first := min(s.interval, maxFirstDelay)
+		c.next = time.Now().Add(rand.N(first))
+		heap.Push(&r.queue, c)
+		if r.stop == nil {
+			r.stop, r.done = make(chan struct{}), make(chan struct{})
+			r.wake = make(chan struct{}, 1)
+			go r.schedule(r.stop, r.done, r.wake)
+		}
+		select {
+		case r.wake <- struct{}{}:
+		default:
+		}
+	}
+	c.refs++
+	return c
+}
+
+// release drops one use of c; the last one stops it. When no check is left,
+// the scheduler ends and release waits for every probe goroutine, so a
+// shutdown leaves none behind.
+func (r *registry) release(c *check) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if c.refs--; c.refs > 0 {
+		return
+	}
+	delete(r.checks, c.spec.key())
+	heap.Remove(&r.queue, c.index)
+	c.cancel()
+	deleteCheckMetrics(c)
+	if len(r.checks) > 0 || r.stop == nil {
+		return
+	}
+	close(r.stop)
+	<-r.done
+	r.stop, r.done, r.wake = nil, nil, nil
+	// Probes never take r.mu, so waiting here cannot deadlock; their
+	// contexts are cancelled, so they end promptly.
+	r.probes.Wait()
+}
+
+func (r *registry) schedule(stop, done chan struct{}, wake chan struct{}) {
+	defer close(done)
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		wait := r.dispatch(time.Now())
+		timer.Reset(wait)
+		select {
+		case <-stop:
+			return
+		case <-wake:
+		case <-timer.C:
+		}
+	}
+}
+
+// dispatch starts every due probe and returns how long to sleep until the
+// next one is due.
+func (r *registry) dispatch(now time.Time) time.Duration {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for len(r.queue) > 0 {
+		c := r.queue[0]
+		if c.next.After(now) {
+			return c.next.Sub(now)
+		}
+		// A probe still in flight (only when the machine is overloaded:
+		// timeout < interval) makes this round skip; never two at once.
+		if c.inflight.CompareAndSwap(false, true) {
+			r.probes.Add(1)
+			go func() {
+				defer r.probes.Done()
+				c.run()
+			}()
+		}
+		c.next = c.next.Add(jittered(c.spec.interval))
+		if c.next.Before(now) { // fell far behind: don't burst to catch up
+			c.next = now.Add(jittered(c.spec.interval))
+		}
+		heap.Fix(&r.queue, 0)
+	}
+	return time.Hour
+}
+
+// jittered is d plus or minus up to a tenth of d, at random.
+func jittered(d time.Duration) time.Duration {
+	j := d / 10
+	if j <= 0 {
+		return d
+	}
+	return d - j + rand.N(2*j+1)
+}
+
+// checkHeap orders checks by their next due time.
+type checkHeap []*check
+
+func (h checkHeap) Len() int           { return len(h) }
+func (h checkHeap) Less(i, j int) bool { return h[i].next.Before(h[j].next) }
+func (h checkHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].index, h[j].index = i, j
+}
+func (h *checkHeap) Push(x any) {
+	c := x.(*check)
+	c.index = len(*h)
+	*h = append(*h, c)
+}
+func (h *checkHeap) Pop() any {
+	old := *h
+	c := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	return c
+}

@@ -1,0 +1,352 @@
+package multivalue
+
+import (
+	"crypto/x509"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/coredns/caddy"
+)
+
+// Health-check protocols.
+const (
+	protoHTTP  = "http"
+	protoHTTPS = "https"
+	protoTCP   = "tcp"
+)
+
+// maxBodyMatch is how much of a response body `match` looks at (as Route 53).
+const maxBodyMatch = 5120
+
+// statusRange is an inclusive range of HTTP status codes.
+type statusRange struct{ lo, hi int }
+
+// checkTemplate is a named `health_check` block: the settings shared by every
+// value that refers to it. Its zero value is not usable; see newCheckTemplate.
+type checkTemplate struct {
+	name             string
+	line             int // where it was defined, for error messages
+	protocol         string
+	port             int // 0: not set explicitly
+	path             string
+	host             string
+	status           []statusRange
+	match            string
+	interval         time.Duration
+	timeout          time.Duration
+	failureThreshold int
+	successThreshold int // 0: same as failureThreshold
+	invert           bool
+	tlsVerify        bool
+	caFile           string
+	caPool           *x509.CertPool
+}
+
+func newCheckTemplate(name string, line int) *checkTemplate {
+	return &checkTemplate{
+		name:             name,
+		line:             line,
+		protocol:         protoHTTP,
+		path:             "/",
+		status:           []statusRange{{200, 399}},
+		interval:         10 * time.Second,
+		timeout:          4 * time.Second,
+		failureThreshold: 3,
+	}
+}
+
+// checkSpec is one concrete health check: a template applied to a target.
+// Two values whose specs are equal share one check (and one probe loop).
+type checkSpec struct {
+	protocol         string
+	host             string // host name or IP to connect to, resolved at probe time
+	port             int
+	path             string
+	hostHeader       string // Host header and TLS SNI override; "" for none
+	status           string // canonical text of the status ranges, for equality
+	statusRanges     []statusRange
+	match            string
+	interval         time.Duration
+	timeout          time.Duration
+	failureThreshold int
+	successThreshold int
+	invert           bool
+	tlsVerify        bool
+	caFile           string
+	caPool           *x509.CertPool
+}
+
+// checkKey identifies a check: every setting that changes how it probes or
+// judges. Pointers (the CA pool) are left out; the CA file's name stands for it.
+type checkKey struct {
+	protocol, host, path, hostHeader, status, match, caFile string
+	port                                                    int
+	interval, timeout                                       time.Duration
+	failureThreshold, successThreshold                      int
+	invert, tlsVerify                                       bool
+}
+
+func (s *checkSpec) key() checkKey {
+	return checkKey{
+		protocol: s.protocol, host: s.host, path: s.path, hostHeader: s.hostHeader,
+		status: s.status, match: s.match, caFile: s.caFile, port: s.port,
+		interval: s.interval, timeout: s.timeout,
+		failureThreshold: s.failureThreshold, successThreshold: s.successThreshold,
+		invert: s.invert, tlsVerify: s.tlsVerify,
+	}
+}
+
+// target is host:port, as the metrics label it.
+func (s *checkSpec) target() string { return joinHostPort(s.host, s.port) }
+
+// defaultPort is the protocol's well-known port, 0 for tcp which has none.
+func defaultPort(protocol string) int {
+	switch protocol {
+	case protoHTTP:
+		return 80
+	case protoHTTPS:
+		return 443
+	}
+	return 0
+}
+
+// spec applies the template to a target. port is the first of the target's own
+// :PORT, the template's port, the record's port (SRV) and the protocol default;
+// 0 means none could be found, which the caller reports.
+func (t *checkTemplate) spec(host string, targetPort, recordPort int) *checkSpec {
+	port := targetPort
+	if port == 0 {
+		port = t.port
+	}
+	if port == 0 {
+		port = recordPort
+	}
+	if port == 0 {
+		port = defaultPort(t.protocol)
+	}
+	sth := t.successThreshold
+	if sth == 0 {
+		sth = t.failureThreshold
+	}
+	s := &checkSpec{
+		protocol:         t.protocol,
+		host:             host,
+		port:             port,
+		interval:         t.interval,
+		timeout:          t.timeout,
+		failureThreshold: t.failureThreshold,
+		successThreshold: sth,
+		invert:           t.invert,
+	}
+	if t.protocol != protoTCP {
+		s.path = t.path
+		s.hostHeader = t.host
+		s.statusRanges = t.status
+		s.status = formatStatus(t.status)
+		s.match = t.match
+		s.tlsVerify = t.tlsVerify
+		s.caFile = t.caFile
+		s.caPool = t.caPool
+	}
+	return s
+}
+
+// parseCheckTemplate reads the body of `health_check NAME { ... }`; the
+// dispenser stands on the opening brace.
+func parseCheckTemplate(c *caddy.Controller, name string) (*checkTemplate, error) {
+	t := newCheckTemplate(name, c.Line())
+	seen := map[string]bool{}
+	var httpOnly []string // options set that make no sense for tcp, for the check below
+	err := parseBlock(c, func(opt string) error {
+		if seen[opt] {
+			return c.Errf("health_check %s: %s given twice", name, opt)
+		}
+		seen[opt] = true
+		args := c.RemainingArgs()
+		switch opt {
+		case "protocol":
+			if len(args) != 1 {
+				return c.ArgErr()
+			}
+			switch p := strings.ToLower(args[0]); p {
+			case protoHTTP, protoHTTPS, protoTCP:
+				t.protocol = p
+			default:
+				return c.Errf("health_check %s: unknown protocol %q, want http, https or tcp", name, args[0])
+			}
+		case "port":
+			if len(args) != 1 {
+				return c.ArgErr()
+			}
+			p, err := parsePort(args[0])
+			if err != nil {
+				return c.Errf("health_check %s: %v", name, err)
+			}
+			t.port = p
+		case "path":
+			if len(args) != 1 {
+				return c.ArgErr()
+			}
+			if !strings.HasPrefix(args[0], "/") {
+				return c.Errf("health_check %s: path %q must start with /", name, args[0])
+			}
+			t.path = args[0]
+			httpOnly = append(httpOnly, opt)
+		case "host":
+			if len(args) != 1 {
+				return c.ArgErr()
+			}
+			if !validHostName(args[0]) {
+				return c.Errf("health_check %s: host %q is not a valid host name", name, args[0])
+			}
+			t.host = args[0]
+			httpOnly = append(httpOnly, opt)
+		case "status":
+			if len(args) == 0 {
+				return c.ArgErr()
+			}
+			rs, err := parseStatus(args)
+			if err != nil {
+				return c.Errf("health_check %s: %v", name, err)
+			}
+			t.status = rs
+			httpOnly = append(httpOnly, opt)
+		case "match":
+			if len(args) != 1 {
+				return c.ArgErr()
+			}
+			if args[0] == "" || len(args[0]) > maxBodyMatch {
+				return c.Errf("health_check %s: match must be 1 to %d bytes", name, maxBodyMatch)
+			}
+			t.match = args[0]
+			httpOnly = append(httpOnly, opt)
+		case "interval", "timeout":
+			if len(args) != 1 {
+				return c.ArgErr()
+			}
+			d, err := time.ParseDuration(args[0])
+			if err != nil {
+				return c.Errf("health_check %s: %s %q is not a duration (like 10s or 500ms)", name, opt, args[0])
+			}
+			if d < 10*time.Millisecond || d > 24*time.Hour {
+				return c.Errf("health_check %s: %s %s out of range 10ms to 24h", name, opt, args[0])
+			}
+			if opt == "interval" {
+				t.interval = d
+			} else {
+				t.timeout = d
+			}
+		case "failure_threshold", "success_threshold":
+			if len(args) != 1 {
+				return c.ArgErr()
+			}
+			n, err := strconv.Atoi(args[0])
+			if err != nil || n < 1 || n > 10 {
+				return c.Errf("health_check %s: %s %q must be a whole number from 1 to 10", name, opt, args[0])
+			}
+			if opt == "failure_threshold" {
+				t.failureThreshold = n
+			} else {
+				t.successThreshold = n
+			}
+		case "invert":
+			if len(args) != 0 {
+				return c.ArgErr()
+			}
+			t.invert = true
+		case "tls_verify":
+			if len(args) > 1 {
+				return c.ArgErr()
+			}
+			t.tlsVerify = true
+			httpOnly = append(httpOnly, opt)
+			if len(args) == 1 {
+				pool, err := loadCAFile(args[0])
+				if err != nil {
+					return c.Errf("health_check %s: tls_verify: %v", name, err)
+				}
+				t.caFile, t.caPool = args[0], pool
+			}
+		default:
+			return c.Errf("health_check %s: unknown option %q", name, opt)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if t.timeout >= t.interval {
+		return nil, errAt(c, t.line, "health_check %s: timeout %s must be less than interval %s", name, t.timeout, t.interval)
+	}
+	if t.protocol == protoTCP && len(httpOnly) > 0 {
+		return nil, errAt(c, t.line, "health_check %s: %s does not apply to protocol tcp", name, strings.Join(httpOnly, ", "))
+	}
+	if t.protocol == protoHTTP && t.tlsVerify {
+		return nil, errAt(c, t.line, "health_check %s: tls_verify applies only to protocol https", name)
+	}
+	return t, nil
+}
+
+func parsePort(s string) (int, error) {
+	p, err := strconv.Atoi(s)
+	if err != nil || p < 1 || p > 65535 {
+		return 0, fmt.Errorf("port %q must be a number from 1 to 65535", s)
+	}
+	return p, nil
+}
+
+// parseStatus reads status codes and ranges: "200", "200-299", "301 302".
+func parseStatus(args []string) ([]statusRange, error) {
+	var rs []statusRange
+	for _, a := range args {
+		lo, hi, isRange := strings.Cut(a, "-")
+		l, err1 := strconv.Atoi(lo)
+		h, err2 := l, error(nil)
+		if isRange {
+			h, err2 = strconv.Atoi(hi)
+		}
+		if err1 != nil || err2 != nil {
+			return nil, fmt.Errorf("status %q is not a code or LOW-HIGH range", a)
+		}
+		if l < 100 || h > 599 || l > h {
+			return nil, fmt.Errorf("status %q must lie within 100-599, low before high", a)
+		}
+		rs = append(rs, statusRange{l, h})
+	}
+	return rs, nil
+}
+
+func formatStatus(rs []statusRange) string {
+	var b strings.Builder
+	for i, r := range rs {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		fmt.Fprintf(&b, "%d-%d", r.lo, r.hi)
+	}
+	return b.String()
+}
+
+func statusOK(rs []statusRange, code int) bool {
+	for _, r := range rs {
+		if code >= r.lo && code <= r.hi {
+			return true
+		}
+	}
+	return false
+}
+
+func loadCAFile(path string) (*x509.CertPool, error) {
+	pem, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("%s holds no PEM certificate", path)
+	}
+	return pool, nil
+}

@@ -1,0 +1,151 @@
+// Package multivalue is a CoreDNS plugin for multivalue answer routing: record
+// sets whose values each carry a health check, answered with up to eight
+// healthy values picked at random.
+package multivalue
+
+import (
+	"context"
+	"strings"
+
+	"github.com/coredns/coredns/plugin"
+	"github.com/coredns/coredns/plugin/pkg/fall"
+
+	"github.com/miekg/dns"
+)
+
+// Multivalue is the plugin handler. Everything a query reads is fixed at setup
+// except each set's snapshot of healthy values, which is swapped atomically.
+type Multivalue struct {
+	Next plugin.Handler
+
+	zones      []string         // lower case, as parsed
+	nodes      map[string]*node // every name that exists here, lower case
+	maxAnswers int
+	policy     policy
+	fall       fall.F
+	sets       []*recordSet
+	soa        []soaCache // per zone, same index as zones
+	responses  responseCounters
+
+	life lifecycle
+}
+
+// node is a name that exists here: a held name, a zone apex or an empty
+// non-terminal. sets is in Corefile order (the first answers ANY).
+type node struct{ sets []*recordSet }
+
+func (n *node) set(qtype uint16) *recordSet {
+	for _, s := range n.sets {
+		if s.qtype == qtype || qtype == dns.TypeANY {
+			return s
+		}
+	}
+	return nil
+}
+
+// Name implements plugin.Handler.
+func (m *Multivalue) Name() string { return pluginName }
+
+// ServeDNS implements plugin.Handler.
+func (m *Multivalue) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
+	if len(r.Question) != 1 || r.Question[0].Qclass != dns.ClassINET {
+		return plugin.NextOrFailure(m.Name(), m.Next, ctx, w, r)
+	}
+	q := r.Question[0]
+	qname := strings.ToLower(q.Name) // no copy when already lower case
+	zi := m.zoneIndex(qname)
+	if zi < 0 || q.Qtype == dns.TypeAXFR || q.Qtype == dns.TypeIXFR {
+		return plugin.NextOrFailure(m.Name(), m.Next, ctx, w, r)
+	}
+
+	n := m.nodes[qname]
+	if n == nil {
+		if m.fall.Through(qname) {
+			m.responses.inc(ctx, zi, resultFallthrough)
+			return plugin.NextOrFailure(m.Name(), m.Next, ctx, w, r)
+		}
+		m.responses.inc(ctx, zi, resultNXDomain)
+		return m.negative(ctx, w, r, zi, dns.RcodeNameError)
+	}
+	set := n.set(q.Qtype)
+	if set == nil {
+		if m.fall.Through(qname) {
+			m.responses.inc(ctx, zi, resultFallthrough)
+			return m.nextExisting(ctx, w, r)
+		}
+		m.responses.inc(ctx, zi, resultNodata)
+		return m.negative(ctx, w, r, zi, dns.RcodeSuccess)
+	}
+
+	rrs := set.healthyRRs()
+	if len(rrs) > 0 {
+		m.responses.inc(ctx, zi, resultHealthy)
+	} else {
+		m.responses.inc(ctx, zi, resultAllUnhealthy)
+		switch m.policy {
+		case policyNodata:
+			return m.negative(ctx, w, r, zi, dns.RcodeSuccess)
+		case policyFallthrough:
+			return m.nextExisting(ctx, w, r)
+		}
+		rrs = set.all
+	}
+
+	msg := new(dns.Msg)
+	msg.SetReply(r)
+	msg.Authoritative = true
+	msg.Answer = pick(q.Name, rrs, m.maxAnswers, dnssecOK(r))
+	w.WriteMsg(msg)
+	return dns.RcodeSuccess, nil
+}
+
+// zoneIndex returns the index of the longest zone qname lies in, or -1.
+func (m *Multivalue) zoneIndex(qname string) int {
+	best := -1
+	for i, z := range m.zones {
+		if dns.IsSubDomain(z, qname) && (best < 0 || len(z) > len(m.zones[best])) {
+			best = i
+		}
+	}
+	return best
+}
+
+// negative writes NXDOMAIN or NODATA with the zone's SOA, when a plugin after
+// this one serves the zone.
+func (m *Multivalue) negative(ctx context.Context, w dns.ResponseWriter, r *dns.Msg, zi int, rcode int) (int, error) {
+	msg := new(dns.Msg)
+	msg.SetRcode(r, rcode)
+	msg.Authoritative = true
+	if soa := m.soa[zi].get(ctx, w, m.Next, m.zones[zi]); soa != nil {
+		msg.Ns = []dns.RR{soa}
+	}
+	w.WriteMsg(msg)
+	return rcode, nil
+}
+
+// nextExisting hands a query for a name that exists here to the next plugin.
+// The next plugin may not know the name, but it exists: an NXDOMAIN would
+// deny the names below it too (RFC 8020), so it becomes NODATA.
+func (m *Multivalue) nextExisting(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
+	rc, err := plugin.NextOrFailure(m.Name(), m.Next, ctx, nodataWriter{w}, r)
+	if rc == dns.RcodeNameError {
+		rc = dns.RcodeSuccess
+	}
+	return rc, err
+}
+
+// nodataWriter turns an NXDOMAIN reply into NODATA, keeping its authority
+// section (the SOA) so resolvers can still cache it.
+type nodataWriter struct{ dns.ResponseWriter }
+
+func (w nodataWriter) WriteMsg(m *dns.Msg) error {
+	if m.Rcode == dns.RcodeNameError {
+		m.Rcode = dns.RcodeSuccess
+	}
+	return w.ResponseWriter.WriteMsg(m)
+}
+
+func dnssecOK(r *dns.Msg) bool {
+	opt := r.IsEdns0()
+	return opt != nil && opt.Do()
+}

@@ -1,0 +1,409 @@
+package multivalue
+
+import (
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+
+	"github.com/coredns/caddy"
+	"github.com/coredns/coredns/plugin"
+	"github.com/coredns/coredns/plugin/pkg/fall"
+
+	"github.com/miekg/dns"
+)
+
+// Policies for a record set with no healthy value (all_unhealthy).
+type policy uint8
+
+const (
+	policyServe policy = iota
+	policyNodata
+	policyFallthrough
+)
+
+var policyNames = [...]string{policyServe: "serve", policyNodata: "nodata", policyFallthrough: "fallthrough"}
+
+const (
+	defaultTTL        = 60
+	defaultMaxAnswers = 8
+	maxMaxAnswers     = 255
+	maxTTL            = 1<<31 - 1 // RFC 2181 section 8
+)
+
+// config is one `multivalue` block, parsed and validated.
+type config struct {
+	zones        []string
+	ttl          uint32
+	maxAnswers   int
+	allUnhealthy policy
+	fall         fall.F
+	sets         []*recordSet // in Corefile order
+}
+
+// checkRef is a `health_check NAME|none` inside a records block, resolved once
+// the whole block is read (a reference may precede its definition).
+type checkRef struct {
+	name string // "" when not given, "none" to remove an inherited check
+	line int
+}
+
+// rawValue is a value as written, turned into an RR once all options are known.
+type rawValue struct {
+	tokens     []string
+	line       int
+	check      checkRef
+	target     string
+	targetLine int
+}
+
+// rawSet is a records block as written.
+type rawSet struct {
+	name   string // fully qualified, lower case
+	qtype  uint16
+	ttl    int64 // -1: inherit
+	line   int
+	check  checkRef
+	values []*rawValue
+}
+
+// parse reads the `multivalue` block of a server block. Every error names the
+// line.
+func parse(c *caddy.Controller) (*config, error) {
+	var cfg *config
+	for c.Next() {
+		if cfg != nil {
+			// A second block would silently shadow the first in the chain.
+			return nil, c.Err("multivalue can be used only once per server block")
+		}
+		var err error
+		if cfg, err = parseConfig(c); err != nil {
+			return nil, err
+		}
+	}
+	return cfg, nil
+}
+
+func parseConfig(c *caddy.Controller) (*config, error) {
+	cfg := &config{ttl: defaultTTL, maxAnswers: defaultMaxAnswers}
+	args := c.RemainingArgs()
+	for _, z := range args {
+		if _, ok := dns.IsDomainName(z); !ok || strings.Contains(z, "://") {
+			return nil, c.Errf("invalid zone %q", z)
+		}
+	}
+	cfg.zones = plugin.OriginsFromArgsOrServerBlock(args, c.ServerBlockKeys)
+	if len(cfg.zones) == 0 {
+		return nil, c.Err("no zones")
+	}
+
+	templates := map[string]*checkTemplate{}
+	var sets []*rawSet
+	seen := map[string]bool{}
+	for c.NextBlock() {
+		opt := c.Val()
+		if opt != "records" && opt != "health_check" {
+			if seen[opt] {
+				return nil, c.Errf("%s given twice", opt)
+			}
+			seen[opt] = true
+		}
+		switch opt {
+		case "ttl":
+			args := c.RemainingArgs()
+			if len(args) != 1 {
+				return nil, c.ArgErr()
+			}
+			ttl, err := parseTTL(args[0])
+			if err != nil {
+				return nil, c.Err(err.Error())
+			}
+			cfg.ttl = ttl
+		case "max_answers":
+			args := c.RemainingArgs()
+			if len(args) != 1 {
+				return nil, c.ArgErr()
+			}
+			n, err := strconv.Atoi(args[0])
+			if err != nil || n < 1 || n > maxMaxAnswers {
+				return nil, c.Errf("max_answers %q must be a whole number from 1 to %d", args[0], maxMaxAnswers)
+			}
+			cfg.maxAnswers = n
+		case "all_unhealthy":
+			args := c.RemainingArgs()
+			if len(args) != 1 {
+				return nil, c.ArgErr()
+			}
+			switch args[0] {
+			case "serve":
+				cfg.allUnhealthy = policyServe
+			case "nodata":
+				cfg.allUnhealthy = policyNodata
+			case "fallthrough":
+				cfg.allUnhealthy = policyFallthrough
+			default:
+				return nil, c.Errf("all_unhealthy %q: want serve, nodata or fallthrough", args[0])
+			}
+		case "fallthrough":
+			args := c.RemainingArgs()
+			for _, z := range args {
+				if _, ok := dns.IsDomainName(z); !ok {
+					return nil, c.Errf("fallthrough: invalid zone %q", z)
+				}
+			}
+			cfg.fall.SetZonesFromArgs(args)
+		case "health_check":
+			args := c.RemainingArgs()
+			if len(args) != 1 {
+				return nil, c.Err("health_check needs exactly one NAME before its block")
+			}
+			name := args[0]
+			if name == "none" {
+				return nil, c.Err(`health_check: "none" is reserved, pick another name`)
+			}
+			if prev, ok := templates[name]; ok {
+				return nil, c.Errf("health_check %s already defined on line %d", name, prev.line)
+			}
+			if !c.NextArg() {
+				return nil, c.Errf("health_check %s: expected a block { ... }", name)
+			}
+			t, err := parseCheckTemplate(c, name)
+			if err != nil {
+				return nil, err
+			}
+			templates[name] = t
+		case "records":
+			rs, err := parseRecords(c, cfg.zones)
+			if err != nil {
+				return nil, err
+			}
+			sets = append(sets, rs)
+		default:
+			return nil, c.Errf("unknown property %q", opt)
+		}
+	}
+
+	if err := cfg.buildSets(c, sets, templates); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+func parseTTL(s string) (uint32, error) {
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 || n > maxTTL {
+		return 0, fmt.Errorf("ttl %q must be a whole number of seconds from 0 to %d", s, maxTTL)
+	}
+	return uint32(n), nil
+}
+
+// parseRecords reads `records NAME TYPE [VALUE...] [{ ... }]`.
+func parseRecords(c *caddy.Controller, zones []string) (*rawSet, error) {
+	line := c.Line()
+	args := c.RemainingArgs()
+	if len(args) < 2 {
+		return nil, c.Err("records needs a NAME and a TYPE")
+	}
+	name, err := qualify(args[0], zones)
+	if err != nil {
+		return nil, c.Errf("records %s: %v", args[0], err)
+	}
+	qtype, err := parseType(args[1])
+	if err != nil {
+		return nil, c.Errf("records %s: %v", args[0], err)
+	}
+	rs := &rawSet{name: name, qtype: qtype, ttl: -1, line: line}
+	for _, tok := range args[2:] {
+		rs.values = append(rs.values, &rawValue{tokens: []string{tok}, line: line})
+	}
+	if !c.NextArg() { // no block
+		if len(rs.values) == 0 {
+			return nil, c.Errf("records %s %s: no values", args[0], args[1])
+		}
+		return rs, nil
+	}
+	err = parseBlock(c, func(first string) error {
+		switch first {
+		case "ttl":
+			args := c.RemainingArgs()
+			if len(args) != 1 {
+				return c.ArgErr()
+			}
+			if rs.ttl >= 0 {
+				return c.Err("ttl given twice")
+			}
+			ttl, err := parseTTL(args[0])
+			if err != nil {
+				return c.Err(err.Error())
+			}
+			rs.ttl = int64(ttl)
+			return nil
+		case "health_check":
+			args := c.RemainingArgs()
+			if len(args) != 1 {
+				return c.ArgErr()
+			}
+			if rs.check.name != "" {
+				return c.Err("health_check given twice")
+			}
+			rs.check = checkRef{name: args[0], line: c.Line()}
+			return nil
+		}
+		v := &rawValue{tokens: append([]string{first}, c.RemainingArgs()...), line: c.Line()}
+		rs.values = append(rs.values, v)
+		if !c.NextArg() {
+			return nil
+		}
+		return parseBlock(c, func(opt string) error {
+			args := c.RemainingArgs()
+			if len(args) != 1 {
+				return c.ArgErr()
+			}
+			switch opt {
+			case "health_check":
+				if v.check.name != "" {
+					return c.Err("health_check given twice")
+				}
+				v.check = checkRef{name: args[0], line: c.Line()}
+			case "target":
+				if v.target != "" {
+					return c.Err("target given twice")
+				}
+				if _, _, err := splitTarget(args[0]); err != nil {
+					return c.Errf("target %q: %v", args[0], err)
+				}
+				v.target, v.targetLine = args[0], c.Line()
+			default:
+				return c.Errf("unknown value option %q, want health_check or target", opt)
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(rs.values) == 0 {
+		return nil, errAt(c, line, "records %s %s: no values", args[0], args[1])
+	}
+	return rs, nil
+}
+
+// parseBlock calls fn for every line of a `{ ... }` block whose opening brace
+// the dispenser stands on, with the line's first token; fn reads the rest of
+// the line. Nested blocks are fn's to read, again with parseBlock.
+func parseBlock(c *caddy.Controller, fn func(first string) error) error {
+	if c.Val() != "{" {
+		return c.Errf("unexpected %q, expected a block { ... }", c.Val())
+	}
+	for {
+		if !c.Next() {
+			return c.EOFErr()
+		}
+		switch c.Val() {
+		case "}":
+			return nil
+		case "{":
+			return c.Err("unexpected '{'")
+		}
+		if err := fn(c.Val()); err != nil {
+			return err
+		}
+	}
+}
+
+// errAt is c.Errf for a line other than the current token's.
+func errAt(c *caddy.Controller, line int, format string, args ...any) error {
+	return fmt.Errorf("%s:%d - Error during parsing: %s", c.File(), line, fmt.Sprintf(format, args...))
+}
+
+// qualify makes a records NAME absolute, lower case, and checks it lies in zones.
+func qualify(name string, zones []string) (string, error) {
+	switch {
+	case name == "@":
+		if len(zones) != 1 {
+			return "", fmt.Errorf("@ needs exactly one zone, have %d", len(zones))
+		}
+		name = zones[0]
+	case !dns.IsFqdn(name):
+		if len(zones) != 1 {
+			return "", fmt.Errorf("relative name needs exactly one zone, have %d: write it with a trailing dot", len(zones))
+		}
+		name = name + "." + zones[0]
+		if zones[0] == "." {
+			name = name[:len(name)-1]
+		}
+	}
+	if _, ok := dns.IsDomainName(name); !ok {
+		return "", fmt.Errorf("invalid name")
+	}
+	name = dns.CanonicalName(name)
+	if plugin.Zones(zones).Matches(name) == "" {
+		return "", fmt.Errorf("%s is not in the zones %s", name, strings.Join(zones, " "))
+	}
+	return name, nil
+}
+
+// parseType reads a record type mnemonic (or TYPEnnn) and rejects the types a
+// multivalue set cannot hold: the zone's own (SOA, NS), aliases (CNAME, DNAME)
+// and meta types that are not data.
+func parseType(s string) (uint16, error) {
+	u := strings.ToUpper(s)
+	t, ok := dns.StringToType[u]
+	if !ok && strings.HasPrefix(u, "TYPE") {
+		n, err := strconv.ParseUint(u[4:], 10, 16)
+		ok, t = err == nil, uint16(n)
+	}
+	if !ok {
+		return 0, fmt.Errorf("unknown type %q", s)
+	}
+	switch t {
+	case dns.TypeCNAME, dns.TypeNS, dns.TypeSOA, dns.TypeDNAME:
+		return 0, fmt.Errorf("type %s cannot be a multivalue record set", u)
+	case dns.TypeANY, dns.TypeAXFR, dns.TypeIXFR, dns.TypeOPT, dns.TypeTSIG, dns.TypeTKEY,
+		dns.TypeMAILA, dns.TypeMAILB, dns.TypeNone, dns.TypeReserved:
+		return 0, fmt.Errorf("type %s is a meta type, not data", u)
+	}
+	return t, nil
+}
+
+// splitTarget reads HOST[:PORT] (IPv6 in brackets when a port follows).
+func splitTarget(s string) (host string, port int, err error) {
+	host = s
+	if h, p, err := net.SplitHostPort(s); err == nil {
+		port, err = parsePort(p)
+		if err != nil {
+			return "", 0, err
+		}
+		host = h
+	} else if strings.HasPrefix(s, "[") && strings.HasSuffix(s, "]") {
+		host = s[1 : len(s)-1]
+	}
+	if net.ParseIP(host) == nil && !validHostName(host) {
+		return "", 0, fmt.Errorf("%q is neither an IP address nor a host name", host)
+	}
+	return host, port, nil
+}
+
+// validHostName reports whether s is a host name fit to dial and put in a Host
+// header: letters, digits, hyphens, underscores and dots.
+func validHostName(s string) bool {
+	s = strings.TrimSuffix(s, ".")
+	if s == "" || len(s) > 253 {
+		return false
+	}
+	for _, label := range strings.Split(s, ".") {
+		if label == "" || len(label) > 63 {
+			return false
+		}
+		for _, r := range label {
+			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func joinHostPort(host string, port int) string {
+	return net.JoinHostPort(host, strconv.Itoa(port))
+}

@@ -1,0 +1,76 @@
+package multivalue
+
+import (
+	"math/rand/v2"
+
+	"github.com/miekg/dns"
+)
+
+// pick returns up to k of from, chosen uniformly at random, as fresh RRs owned
+// by qname (the name as the client sent it). from is a snapshot and is only
+// read. Without sorted the answer is in random order; with sorted (DNSSEC OK)
+// it keeps from's canonical order, so that dnssec signs each distinct subset
+// once.
+func pick(qname string, from []dns.RR, k int, sorted bool) []dns.RR {
+	n := len(from)
+	var buf [maxMaxAnswers]int32 // on the stack: the picked indices
+	idx := buf[:0]
+	if n <= k {
+		for i := range n {
+			idx = append(idx, int32(i))
+		}
+	} else {
+		// Floyd's algorithm: a uniform k-subset in k draws, whatever n is.
+		for j := n - k; j < n; j++ {
+			t := int32(rand.IntN(j + 1))
+			for _, x := range idx {
+				if x == t {
+					t = int32(j)
+					break
+				}
+			}
+			idx = append(idx, t)
+		}
+	}
+	if sorted {
+		for i := 1; i < len(idx); i++ { // insertion sort: k is small
+			for j := i; j > 0 && idx[j] < idx[j-1]; j-- {
+				idx[j], idx[j-1] = idx[j-1], idx[j]
+			}
+		}
+	} else {
+		rand.Shuffle(len(idx), func(i, j int) { idx[i], idx[j] = idx[j], idx[i] })
+	}
+	return copyRRs(qname, from, idx)
+}
+
+// copyRRs copies the picked RRs, with qname as owner. A and AAAA, the common
+// case, are copied into one backing array: two allocations per answer
+// whatever its size. Their IP slices are shared with the snapshot; nothing in
+// CoreDNS writes into an RR's IP in place.
+func copyRRs(qname string, from []dns.RR, idx []int32) []dns.RR {
+	out := make([]dns.RR, len(idx))
+	switch from[0].(type) {
+	case *dns.A:
+		arr := make([]dns.A, len(idx))
+		for i, x := range idx {
+			arr[i] = *from[x].(*dns.A)
+			arr[i].Hdr.Name = qname
+			out[i] = &arr[i]
+		}
+	case *dns.AAAA:
+		arr := make([]dns.AAAA, len(idx))
+		for i, x := range idx {
+			arr[i] = *from[x].(*dns.AAAA)
+			arr[i].Hdr.Name = qname
+			out[i] = &arr[i]
+		}
+	default:
+		for i, x := range idx {
+			rr := dns.Copy(from[x])
+			rr.Header().Name = qname
+			out[i] = rr
+		}
+	}
+	return out
+}

@@ -1,0 +1,207 @@
+package multivalue
+
+import (
+	"bytes"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/coredns/caddy"
+	"github.com/coredns/coredns/plugin"
+
+	"github.com/miekg/dns"
+)
+
+// buildSets turns the records blocks as written into record sets: RRs parsed
+// by miekg/dns, duplicates refused, health-check references resolved.
+func (cfg *config) buildSets(c *caddy.Controller, raws []*rawSet, templates map[string]*checkTemplate) error {
+	seen := map[[2]any]int{} // name, type -> line
+	for _, raw := range raws {
+		k := [2]any{raw.name, raw.qtype}
+		typeName := typeString(raw.qtype)
+		if prev, ok := seen[k]; ok {
+			return errAt(c, raw.line, "records %s %s already defined on line %d", raw.name, typeName, prev)
+		}
+		seen[k] = raw.line
+
+		ttl := cfg.ttl
+		if raw.ttl >= 0 {
+			ttl = uint32(raw.ttl)
+		}
+		set := &recordSet{
+			name:     raw.name,
+			zone:     plugin.Zones(cfg.zones).Matches(raw.name),
+			qtype:    raw.qtype,
+			typeName: typeName,
+		}
+		wire := map[string]int{} // canonical RDATA -> line
+		keys := map[*value][]byte{}
+		for _, rv := range raw.values {
+			rr, err := newRR(raw.name, ttl, raw.qtype, set.zone, rv.tokens)
+			if err != nil {
+				return errAt(c, rv.line, "records %s %s: value %q: %v", raw.name, typeName, strings.Join(rv.tokens, " "), err)
+			}
+			key := canonicalRdata(rr)
+			if prev, ok := wire[string(key)]; ok {
+				return errAt(c, rv.line, "records %s %s: value %q given twice (first on line %d)", raw.name, typeName, strings.Join(rv.tokens, " "), prev)
+			}
+			wire[string(key)] = rv.line
+			v := &value{rr: rr, text: rdataText(rr)}
+			if v.spec, err = checkFor(c, raw, rv, rr, templates); err != nil {
+				return err
+			}
+			keys[v] = key
+			set.values = append(set.values, v)
+		}
+		// Canonical order, so that a DO query's answer can go out sorted by
+		// just sorting the picked indices.
+		slices.SortStableFunc(set.values, func(a, b *value) int { return bytes.Compare(keys[a], keys[b]) })
+		for _, v := range set.values {
+			set.all = append(set.all, v.rr)
+		}
+		cfg.sets = append(cfg.sets, set)
+	}
+	return nil
+}
+
+// checkFor resolves the health check of one value: its own reference, else the
+// set's; `none` removes it. The target is the value itself for A and AAAA, the
+// SRV target, the MX exchange, or the value's `target`.
+func checkFor(c *caddy.Controller, raw *rawSet, rv *rawValue, rr dns.RR, templates map[string]*checkTemplate) (*checkSpec, error) {
+	ref := raw.check
+	if rv.check.name != "" {
+		ref = rv.check
+	}
+	if ref.name == "" || ref.name == "none" {
+		if rv.target != "" {
+			return nil, errAt(c, rv.targetLine, "target %s given for a value without a health check", rv.target)
+		}
+		return nil, nil
+	}
+	t, ok := templates[ref.name]
+	if !ok {
+		return nil, errAt(c, ref.line, "health_check %s is not defined", ref.name)
+	}
+
+	var host string
+	var recordPort int
+	switch r := rr.(type) {
+	case *dns.A:
+		host = r.A.String()
+	case *dns.AAAA:
+		host = r.AAAA.String()
+	case *dns.SRV:
+		host, recordPort = r.Target, int(r.Port)
+	case *dns.MX:
+		host = r.Mx
+	}
+	host = strings.TrimSuffix(host, ".")
+	var targetPort int
+	if rv.target != "" {
+		var err error
+		if host, targetPort, err = splitTarget(rv.target); err != nil {
+			return nil, errAt(c, rv.targetLine, "target %q: %v", rv.target, err)
+		}
+	}
+	if host == "" {
+		return nil, errAt(c, rv.line, "value %q: a %s value needs `target HOST[:PORT]` for health_check %s",
+			strings.Join(rv.tokens, " "), typeString(raw.qtype), ref.name)
+	}
+	spec := t.spec(host, targetPort, recordPort)
+	if spec.port == 0 {
+		return nil, errAt(c, rv.line, "value %q: health_check %s (tcp) has no port: set `port`, `target HOST:PORT`, or use an SRV record",
+			strings.Join(rv.tokens, " "), ref.name)
+	}
+	return spec, nil
+}
+
+// newRR parses one value as a zone file line would: relative names in the
+// RDATA are relative to the zone.
+func newRR(name string, ttl uint32, qtype uint16, zone string, tokens []string) (dns.RR, error) {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s %d IN %s", name, ttl, typeString(qtype))
+	for _, tok := range tokens {
+		if strings.ContainsAny(tok, "\n\r") {
+			return nil, fmt.Errorf("line break in value")
+		}
+		b.WriteByte(' ')
+		if qtype == dns.TypeTXT || qtype == dns.TypeSPF || tok == "" || strings.ContainsAny(tok, " \t;()\"") {
+			// Each token of a TXT value is one string; the Corefile's quotes
+			// are gone by now, so put them back.
+			b.WriteByte('"')
+			b.WriteString(strings.ReplaceAll(tok, `"`, `\"`))
+			b.WriteByte('"')
+		} else {
+			b.WriteString(tok)
+		}
+	}
+	zp := dns.NewZoneParser(strings.NewReader(b.String()), zone, "")
+	rr, ok := zp.Next()
+	if err := zp.Err(); err != nil {
+		return nil, cleanParseErr(err)
+	}
+	if !ok || rr == nil || rr.Header().Rrtype != qtype {
+		return nil, fmt.Errorf("not a valid %s value", typeString(qtype))
+	}
+	if _, more := zp.Next(); more {
+		return nil, fmt.Errorf("more than one record")
+	}
+	return rr, nil
+}
+
+// cleanParseErr keeps miekg/dns's reason and drops its file and line, which
+// are those of the one-line snippet and not of the Corefile.
+func cleanParseErr(err error) error {
+	if pe, ok := err.(*dns.ParseError); ok {
+		msg := pe.Error()
+		if i := strings.Index(msg, ": "); i >= 0 && strings.HasPrefix(msg, "dns: ") {
+			msg = msg[5:]
+		}
+		if i := strings.Index(msg, `: "`); i >= 0 {
+			msg = msg[:i]
+		}
+		return fmt.Errorf("%s", strings.TrimPrefix(msg, "dns: "))
+	}
+	return err
+}
+
+// rdataText is the RDATA of rr in zone-file text.
+func rdataText(rr dns.RR) string {
+	return strings.TrimPrefix(rr.String(), rr.Header().String())
+}
+
+// canonicalRdata is rr's RDATA in the canonical form of RFC 4034 section 6.2
+// (names in lower case, no compression): the key for duplicates and order.
+func canonicalRdata(rr dns.RR) []byte {
+	c := dns.Copy(rr)
+	switch r := c.(type) {
+	case *dns.MX:
+		r.Mx = strings.ToLower(r.Mx)
+	case *dns.SRV:
+		r.Target = strings.ToLower(r.Target)
+	case *dns.PTR:
+		r.Ptr = strings.ToLower(r.Ptr)
+	case *dns.NAPTR:
+		r.Replacement = strings.ToLower(r.Replacement)
+	case *dns.KX:
+		r.Exchanger = strings.ToLower(r.Exchanger)
+	case *dns.RT:
+		r.Host = strings.ToLower(r.Host)
+	case *dns.AFSDB:
+		r.Hostname = strings.ToLower(r.Hostname)
+	}
+	c.Header().Name = "."
+	buf := make([]byte, dns.Len(c)+64)
+	off, err := dns.PackRR(c, buf, 0, nil, false)
+	if err != nil {
+		return []byte(rr.String()) // not packable: still a stable, unique key
+	}
+	return buf[11:off] // root name (1) + type, class, ttl, rdlength (10)
+}
+
+func typeString(t uint16) string {
+	if s, ok := dns.TypeToString[t]; ok {
+		return s
+	}
+	return fmt.Sprintf("TYPE%d", t)
+}

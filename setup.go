@@ -1,0 +1,34 @@
+package multivalue
+
+import (
+	"github.com/coredns/caddy"
+	"github.com/coredns/coredns/core/dnsserver"
+	"github.com/coredns/coredns/plugin"
+	clog "github.com/coredns/coredns/plugin/pkg/log"
+)
+
+const pluginName = "multivalue"
+
+var log = clog.NewWithPlugin(pluginName)
+
+func init() { plugin.Register(pluginName, setup) }
+
+// setup parses the Corefile and wires the handler. Nothing starts here: a later
+// plugin may still fail to parse, and then no OnStartup (and no OnShutdown) of
+// this instance ever runs. Probing starts in OnStartup and stops in OnShutdown.
+func setup(c *caddy.Controller) error {
+	cfg, err := parse(c)
+	if err != nil {
+		return plugin.Error(pluginName, err)
+	}
+	mv := newMultivalue(cfg)
+
+	c.OnStartup(mv.start)
+	c.OnShutdown(mv.stop)
+
+	dnsserver.GetConfig(c).AddPlugin(func(next plugin.Handler) plugin.Handler {
+		mv.Next = next
+		return mv
+	})
+	return nil
+}
