@@ -7,8 +7,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/coredns/caddy"
 )
 
 // Health-check protocols.
@@ -156,16 +154,16 @@ func (t *checkTemplate) spec(host string, targetPort, recordPort int) *checkSpec
 
 // parseCheckTemplate reads the body of `health_check NAME { ... }`; the
 // dispenser stands on the opening brace.
-func parseCheckTemplate(c *caddy.Controller, name string) (*checkTemplate, error) {
+func parseCheckTemplate(c *parser, name string) (*checkTemplate, error) {
 	t := newCheckTemplate(name, c.Line())
 	seen := map[string]bool{}
 	var httpOnly []string // options set that make no sense for tcp, for the check below
-	err := parseBlock(c, func(opt string) error {
+	err := c.block(func(opt string) error {
 		if seen[opt] {
 			return c.Errf("health_check %s: %s given twice", name, opt)
 		}
 		seen[opt] = true
-		args := c.RemainingArgs()
+		args := c.args()
 		switch opt {
 		case "protocol":
 			if len(args) != 1 {

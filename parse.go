@@ -69,7 +69,8 @@ type rawSet struct {
 
 // parse reads the `multivalue` block of a server block. Every error names the
 // line.
-func parse(c *caddy.Controller) (*config, error) {
+func parse(cc *caddy.Controller) (*config, error) {
+	c := &parser{Controller: cc}
 	var cfg *config
 	for c.Next() {
 		if cfg != nil {
@@ -84,9 +85,9 @@ func parse(c *caddy.Controller) (*config, error) {
 	return cfg, nil
 }
 
-func parseConfig(c *caddy.Controller) (*config, error) {
+func parseConfig(c *parser) (*config, error) {
 	cfg := &config{ttl: defaultTTL, maxAnswers: defaultMaxAnswers}
-	args := c.RemainingArgs()
+	args := c.args()
 	for _, z := range args {
 		if _, ok := dns.IsDomainName(z); !ok || strings.Contains(z, "://") {
 			return nil, c.Errf("invalid zone %q", z)
@@ -100,39 +101,41 @@ func parseConfig(c *caddy.Controller) (*config, error) {
 	templates := map[string]*checkTemplate{}
 	var sets []*rawSet
 	seen := map[string]bool{}
-	for c.NextBlock() {
-		opt := c.Val()
+	if !c.openBlock() {
+		return nil, c.Err("multivalue needs a block { ... } with at least one records line")
+	}
+	err := c.block(func(opt string) error {
 		if opt != "records" && opt != "health_check" {
 			if seen[opt] {
-				return nil, c.Errf("%s given twice", opt)
+				return c.Errf("%s given twice", opt)
 			}
 			seen[opt] = true
 		}
 		switch opt {
 		case "ttl":
-			args := c.RemainingArgs()
+			args := c.args()
 			if len(args) != 1 {
-				return nil, c.ArgErr()
+				return c.ArgErr()
 			}
 			ttl, err := parseTTL(args[0])
 			if err != nil {
-				return nil, c.Err(err.Error())
+				return c.Err(err.Error())
 			}
 			cfg.ttl = ttl
 		case "max_answers":
-			args := c.RemainingArgs()
+			args := c.args()
 			if len(args) != 1 {
-				return nil, c.ArgErr()
+				return c.ArgErr()
 			}
 			n, err := strconv.Atoi(args[0])
 			if err != nil || n < 1 || n > maxMaxAnswers {
-				return nil, c.Errf("max_answers %q must be a whole number from 1 to %d", args[0], maxMaxAnswers)
+				return c.Errf("max_answers %q must be a whole number from 1 to %d", args[0], maxMaxAnswers)
 			}
 			cfg.maxAnswers = n
 		case "all_unhealthy":
-			args := c.RemainingArgs()
+			args := c.args()
 			if len(args) != 1 {
-				return nil, c.ArgErr()
+				return c.ArgErr()
 			}
 			switch args[0] {
 			case "serve":
@@ -142,45 +145,52 @@ func parseConfig(c *caddy.Controller) (*config, error) {
 			case "fallthrough":
 				cfg.allUnhealthy = policyFallthrough
 			default:
-				return nil, c.Errf("all_unhealthy %q: want serve, nodata or fallthrough", args[0])
+				return c.Errf("all_unhealthy %q: want serve, nodata or fallthrough", args[0])
 			}
 		case "fallthrough":
-			args := c.RemainingArgs()
+			args := c.args()
 			for _, z := range args {
 				if _, ok := dns.IsDomainName(z); !ok {
-					return nil, c.Errf("fallthrough: invalid zone %q", z)
+					return c.Errf("fallthrough: invalid zone %q", z)
 				}
 			}
 			cfg.fall.SetZonesFromArgs(args)
 		case "health_check":
-			args := c.RemainingArgs()
+			args := c.args()
 			if len(args) != 1 {
-				return nil, c.Err("health_check needs exactly one NAME before its block")
+				return c.Err("health_check needs exactly one NAME before its block")
 			}
 			name := args[0]
 			if name == "none" {
-				return nil, c.Err(`health_check: "none" is reserved, pick another name`)
+				return c.Err(`health_check: "none" is reserved, pick another name`)
 			}
 			if prev, ok := templates[name]; ok {
-				return nil, c.Errf("health_check %s already defined on line %d", name, prev.line)
+				return c.Errf("health_check %s already defined on line %d", name, prev.line)
 			}
-			if !c.NextArg() {
-				return nil, c.Errf("health_check %s: expected a block { ... }", name)
+			if !c.openBlock() {
+				return c.Errf("health_check %s: expected a block { ... }", name)
 			}
 			t, err := parseCheckTemplate(c, name)
 			if err != nil {
-				return nil, err
+				return err
 			}
 			templates[name] = t
 		case "records":
 			rs, err := parseRecords(c, cfg.zones)
 			if err != nil {
-				return nil, err
+				return err
 			}
 			sets = append(sets, rs)
 		default:
-			return nil, c.Errf("unknown property %q", opt)
+			return c.Errf("unknown property %q", opt)
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(sets) == 0 {
+		return nil, c.Err("multivalue needs at least one records line")
 	}
 
 	if err := cfg.buildSets(c, sets, templates); err != nil {
@@ -198,9 +208,9 @@ func parseTTL(s string) (uint32, error) {
 }
 
 // parseRecords reads `records NAME TYPE [VALUE...] [{ ... }]`.
-func parseRecords(c *caddy.Controller, zones []string) (*rawSet, error) {
+func parseRecords(c *parser, zones []string) (*rawSet, error) {
 	line := c.Line()
-	args := c.RemainingArgs()
+	args := c.args()
 	if len(args) < 2 {
 		return nil, c.Err("records needs a NAME and a TYPE")
 	}
@@ -216,16 +226,16 @@ func parseRecords(c *caddy.Controller, zones []string) (*rawSet, error) {
 	for _, tok := range args[2:] {
 		rs.values = append(rs.values, &rawValue{tokens: []string{tok}, line: line})
 	}
-	if !c.NextArg() { // no block
+	if !c.openBlock() { // no block
 		if len(rs.values) == 0 {
 			return nil, c.Errf("records %s %s: no values", args[0], args[1])
 		}
 		return rs, nil
 	}
-	err = parseBlock(c, func(first string) error {
+	err = c.block(func(first string) error {
 		switch first {
 		case "ttl":
-			args := c.RemainingArgs()
+			args := c.args()
 			if len(args) != 1 {
 				return c.ArgErr()
 			}
@@ -239,7 +249,7 @@ func parseRecords(c *caddy.Controller, zones []string) (*rawSet, error) {
 			rs.ttl = int64(ttl)
 			return nil
 		case "health_check":
-			args := c.RemainingArgs()
+			args := c.args()
 			if len(args) != 1 {
 				return c.ArgErr()
 			}
@@ -249,13 +259,13 @@ func parseRecords(c *caddy.Controller, zones []string) (*rawSet, error) {
 			rs.check = checkRef{name: args[0], line: c.Line()}
 			return nil
 		}
-		v := &rawValue{tokens: append([]string{first}, c.RemainingArgs()...), line: c.Line()}
+		v := &rawValue{tokens: append([]string{first}, c.args()...), line: c.Line()}
 		rs.values = append(rs.values, v)
-		if !c.NextArg() {
+		if !c.openBlock() {
 			return nil
 		}
-		return parseBlock(c, func(opt string) error {
-			args := c.RemainingArgs()
+		return c.block(func(opt string) error {
+			args := c.args()
 			if len(args) != 1 {
 				return c.ArgErr()
 			}
@@ -288,10 +298,28 @@ func parseRecords(c *caddy.Controller, zones []string) (*rawSet, error) {
 	return rs, nil
 }
 
-// parseBlock calls fn for every line of a `{ ... }` block whose opening brace
-// the dispenser stands on, with the line's first token; fn reads the rest of
-// the line. Nested blocks are fn's to read, again with parseBlock.
-func parseBlock(c *caddy.Controller, fn func(first string) error) error {
+// parser is the dispenser plus what it cannot track itself: a block closed
+// at the end of an option's line, as in `127.0.0.1 { target 127.0.0.1:8080 }`.
+type parser struct {
+	*caddy.Controller
+	closed int // closing braces read as arguments, not yet matched by a block
+}
+
+// args returns the rest of the line, up to an opening brace (left for the
+// caller) or closing braces (which end the enclosing blocks).
+func (c *parser) args() []string {
+	args := c.RemainingArgs()
+	for len(args) > 0 && args[len(args)-1] == "}" {
+		args = args[:len(args)-1]
+		c.closed++
+	}
+	return args
+}
+
+// block calls fn for every line of a `{ ... }` block whose opening brace the
+// dispenser stands on, with the line's first token; fn reads the rest of the
+// line with args. Nested blocks are fn's to read, again with block.
+func (c *parser) block(fn func(first string) error) error {
 	if c.Val() != "{" {
 		return c.Errf("unexpected %q, expected a block { ... }", c.Val())
 	}
@@ -308,11 +336,18 @@ func parseBlock(c *caddy.Controller, fn func(first string) error) error {
 		if err := fn(c.Val()); err != nil {
 			return err
 		}
+		if c.closed > 0 {
+			c.closed--
+			return nil
+		}
 	}
 }
 
+// openBlock consumes a `{` that follows on the current line.
+func (c *parser) openBlock() bool { return c.closed == 0 && c.NextArg() }
+
 // errAt is c.Errf for a line other than the current token's.
-func errAt(c *caddy.Controller, line int, format string, args ...any) error {
+func errAt(c *parser, line int, format string, args ...any) error {
 	return fmt.Errorf("%s:%d - Error during parsing: %s", c.File(), line, fmt.Sprintf(format, args...))
 }
 

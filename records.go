@@ -6,7 +6,6 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/coredns/caddy"
 	"github.com/coredns/coredns/plugin"
 
 	"github.com/miekg/dns"
@@ -14,7 +13,7 @@ import (
 
 // buildSets turns the records blocks as written into record sets: RRs parsed
 // by miekg/dns, duplicates refused, health-check references resolved.
-func (cfg *config) buildSets(c *caddy.Controller, raws []*rawSet, templates map[string]*checkTemplate) error {
+func (cfg *config) buildSets(c *parser, raws []*rawSet, templates map[string]*checkTemplate) error {
 	seen := map[[2]any]int{} // name, type -> line
 	for _, raw := range raws {
 		k := [2]any{raw.name, raw.qtype}
@@ -67,7 +66,7 @@ func (cfg *config) buildSets(c *caddy.Controller, raws []*rawSet, templates map[
 // checkFor resolves the health check of one value: its own reference, else the
 // set's; `none` removes it. The target is the value itself for A and AAAA, the
 // SRV target, the MX exchange, or the value's `target`.
-func checkFor(c *caddy.Controller, raw *rawSet, rv *rawValue, rr dns.RR, templates map[string]*checkTemplate) (*checkSpec, error) {
+func checkFor(c *parser, raw *rawSet, rv *rawValue, rr dns.RR, templates map[string]*checkTemplate) (*checkSpec, error) {
 	ref := raw.check
 	if rv.check.name != "" {
 		ref = rv.check

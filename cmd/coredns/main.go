@@ -39,48 +39,11 @@ import (
 	_ "github.com/coredns/coredns/plugin/whoami"
 
 	_ "github.com/multivalue-dns/coredns-multivalue"
+	"github.com/multivalue-dns/coredns-multivalue/internal/directives"
 )
 
-// directives is CoreDNS's own plugin order (plugin.cfg) restricted to the
-// plugins compiled in above, with multivalue inserted right before hosts: it
-// answers what it holds and hands the rest to hosts, file or forward.
-var directives = []string{
-	"root",
-	"metadata",
-	"cancel",
-	"timeouts",
-	"reload",
-	"nsid",
-	"bufsize",
-	"bind",
-	"debug",
-	"ready",
-	"health",
-	"pprof",
-	"prometheus",
-	"errors",
-	"log",
-	"local",
-	"any",
-	"chaos",
-	"loadbalance",
-	"rewrite",
-	"acl",
-	"cache",
-	"header",
-	"dnssec",
-	"minimal",
-	"template",
-	"transfer",
-	"multivalue",
-	"hosts",
-	"file",
-	"forward",
-	"whoami",
-}
-
 func init() {
-	if err := dnsserver.SetDirectives(directives); err != nil {
+	if err := dnsserver.SetDirectives(directives.Order); err != nil {
 		panic(err)
 	}
 }
