@@ -16,7 +16,6 @@ func TestEndToEndKillAndRecover(t *testing.T) {
 	for i := 1; i <= 4; i++ {
 		backends = append(backends, newBackend(t, fmt.Sprintf("127.0.0.%d", i)))
 	}
-	port := backends[0].port()
 	// Backends listen on different ports; give every value its own target.
 	corefile := fmt.Sprintf(`example.org:0 {
     bind 127.0.0.1
@@ -36,8 +35,8 @@ func TestEndToEndKillAndRecover(t *testing.T) {
         }
     }
 }`, backends[0].addr, backends[1].addr, backends[2].addr, backends[3].addr)
-	_ = port
 	s := startCoreDNS(t, corefile)
+	waitFirstResults(t)
 
 	all := []string{"127.0.0.1", "127.0.0.2", "127.0.0.3", "127.0.0.4"}
 	if r := s.query(t, "udp", "www.example.org.", dns.TypeA); !sameSet(answerValues(r), all) {

@@ -182,3 +182,22 @@ func eventually(d time.Duration, cond func() bool) bool {
 	}
 	return cond()
 }
+
+// waitFirstResults waits until every running check has a first result, so a
+// test that then breaks a backend measures thresholds, not the first probe.
+func waitFirstResults(t *testing.T) {
+	t.Helper()
+	ok := eventually(5*time.Second, func() bool {
+		checks.mu.Lock()
+		defer checks.mu.Unlock()
+		for _, c := range checks.checks {
+			if !c.hasResult.Load() {
+				return false
+			}
+		}
+		return true
+	})
+	if !ok {
+		t.Fatal("checks have no first result after 5s")
+	}
+}
