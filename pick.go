@@ -2,6 +2,7 @@ package multivalue
 
 import (
 	"math/rand/v2"
+	"net"
 
 	"github.com/miekg/dns"
 )
@@ -45,24 +46,28 @@ func pick(qname string, from []dns.RR, k int, sorted bool) []dns.RR {
 }
 
 // copyRRs copies the picked RRs, with qname as owner. A and AAAA, the common
-// case, are copied into one backing array: two allocations per answer
-// whatever its size. Their IP slices are shared with the snapshot; nothing in
-// CoreDNS writes into an RR's IP in place.
+// case, are copied into one array of RRs and one of address bytes: three
+// allocations per answer whatever its size, and nothing shared with the
+// snapshot.
 func copyRRs(qname string, from []dns.RR, idx []int32) []dns.RR {
 	out := make([]dns.RR, len(idx))
 	switch from[0].(type) {
 	case *dns.A:
 		arr := make([]dns.A, len(idx))
+		ips := make([]byte, net.IPv4len*len(idx))
 		for i, x := range idx {
 			arr[i] = *from[x].(*dns.A)
 			arr[i].Hdr.Name = qname
+			arr[i].A = copyIP(ips[i*net.IPv4len:(i+1)*net.IPv4len], arr[i].A)
 			out[i] = &arr[i]
 		}
 	case *dns.AAAA:
 		arr := make([]dns.AAAA, len(idx))
+		ips := make([]byte, net.IPv6len*len(idx))
 		for i, x := range idx {
 			arr[i] = *from[x].(*dns.AAAA)
 			arr[i].Hdr.Name = qname
+			arr[i].AAAA = copyIP(ips[i*net.IPv6len:(i+1)*net.IPv6len], arr[i].AAAA)
 			out[i] = &arr[i]
 		}
 	default:
@@ -73,4 +78,11 @@ func copyRRs(qname string, from []dns.RR, idx []int32) []dns.RR {
 		}
 	}
 	return out
+}
+
+// copyIP copies ip into dst, which has the address family's length (miekg/dns
+// stores A addresses in 16 or 4 bytes; the 4 that matter are the last ones).
+func copyIP(dst []byte, ip net.IP) net.IP {
+	copy(dst, ip[len(ip)-len(dst):])
+	return dst
 }
