@@ -24,9 +24,17 @@ type registry struct {
 	mu     sync.Mutex
 	checks map[checkKey]*check
 	queue  checkHeap
+	sched  *scheduler // nil when no check runs
+}
+
+// scheduler is one life of the scheduling goroutine, from the first check
+// acquired to the last one released. A new life may begin (a check acquired)
+// while the last one is still ending; each has its own channels and probes,
+// and an ending one dispatches nothing more.
+type scheduler struct {
 	wake   chan struct{} // a check was added: recompute the next due time
-	stop   chan struct{} // closed to end the scheduler; nil when not running
-	done   chan struct{} // closed when the scheduler has ended
+	stop   chan struct{} // closed, under the registry's mu, to end the goroutine
+	done   chan struct{} // closed when the goroutine has ended
 	probes sync.WaitGroup
 }
 
@@ -51,13 +59,16 @@ func (r *registry) acquire(s *checkSpec) *check {
 		first := min(s.interval, maxFirstDelay)
 		c.next = time.Now().Add(rand.N(first))
 		heap.Push(&r.queue, c)
-		if r.stop == nil {
-			r.stop, r.done = make(chan struct{}), make(chan struct{})
-			r.wake = make(chan struct{}, 1)
-			go r.schedule(r.stop, r.done, r.wake)
+		if r.sched == nil {
+			r.sched = &scheduler{
+				wake: make(chan struct{}, 1),
+				stop: make(chan struct{}),
+				done: make(chan struct{}),
+			}
+			go r.schedule(r.sched)
 		}
 		select {
-		case r.wake <- struct{}{}:
+		case r.sched.wake <- struct{}{}:
 		default:
 		}
 	}
@@ -66,61 +77,75 @@ func (r *registry) acquire(s *checkSpec) *check {
 }
 
 // release drops one use of c; the last one stops it. When no check is left,
-// the scheduler ends and release waits for every probe goroutine, so a
-// shutdown leaves none behind.
+// the scheduler ends and release waits for it and for every probe goroutine,
+// so a shutdown leaves none behind.
 func (r *registry) release(c *check) {
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	if c.refs--; c.refs > 0 {
+		r.mu.Unlock()
 		return
 	}
 	delete(r.checks, c.spec.key())
 	heap.Remove(&r.queue, c.index)
 	c.cancel()
 	deleteCheckMetrics(c)
-	if len(r.checks) > 0 || r.stop == nil {
+	sc := r.sched
+	if len(r.checks) > 0 || sc == nil {
+		r.mu.Unlock()
 		return
 	}
-	close(r.stop)
-	<-r.done
-	r.stop, r.done, r.wake = nil, nil, nil
-	// Probes never take r.mu, so waiting here cannot deadlock; their
-	// contexts are cancelled, so they end promptly.
-	r.probes.Wait()
+	close(sc.stop)
+	r.sched = nil
+	// Wait without the lock: the scheduler may be about to take it in
+	// dispatch, where it will see stop closed and return.
+	r.mu.Unlock()
+	<-sc.done
+	// No probe of sc starts after stop is closed (dispatch checks it under
+	// the lock), and the running ones have their contexts cancelled, so
+	// they end promptly.
+	sc.probes.Wait()
 }
 
-func (r *registry) schedule(stop, done chan struct{}, wake chan struct{}) {
-	defer close(done)
+func (r *registry) schedule(sc *scheduler) {
+	defer close(sc.done)
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
-		wait := r.dispatch(time.Now())
+		wait, stopped := r.dispatch(sc, time.Now())
+		if stopped {
+			return
+		}
 		timer.Reset(wait)
 		select {
-		case <-stop:
+		case <-sc.stop:
 			return
-		case <-wake:
+		case <-sc.wake:
 		case <-timer.C:
 		}
 	}
 }
 
 // dispatch starts every due probe and returns how long to sleep until the
-// next one is due.
-func (r *registry) dispatch(now time.Time) time.Duration {
+// next one is due, or stopped when sc has been told to end.
+func (r *registry) dispatch(sc *scheduler, now time.Time) (wait time.Duration, stopped bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	select {
+	case <-sc.stop:
+		return 0, true
+	default:
+	}
 	for len(r.queue) > 0 {
 		c := r.queue[0]
 		if c.next.After(now) {
-			return c.next.Sub(now)
+			return c.next.Sub(now), false
 		}
 		// A probe still in flight (only when the machine is overloaded:
 		// timeout < interval) makes this round skip; never two at once.
 		if c.inflight.CompareAndSwap(false, true) {
-			r.probes.Add(1)
+			sc.probes.Add(1)
 			go func() {
-				defer r.probes.Done()
+				defer sc.probes.Done()
 				c.run()
 			}()
 		}
@@ -130,7 +155,7 @@ func (r *registry) dispatch(now time.Time) time.Duration {
 		}
 		heap.Fix(&r.queue, 0)
 	}
-	return time.Hour
+	return time.Hour, false
 }
 
 // jittered is d plus or minus up to a tenth of d, at random.
