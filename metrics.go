@@ -75,8 +75,21 @@ func releaseValueSeries(l valueLabel) {
 	transitionsTotal.DeletePartialMatch(prometheus.Labels{"name": l.name, "type": l.typ, "value": l.value})
 }
 
-// deleteCheckMetrics drops the series of a check nobody uses any more.
+// deleteCheckMetrics drops the series of a check nobody uses any more, unless
+// another running check shares them. checks_total and check_duration_seconds
+// are labelled by target and protocol only, so two checks that differ in
+// another setting (path, status, interval, ...) feed the same series; the
+// running checks with that label pair are its reference count, and the
+// series goes with the last one. The registry calls this from release, with
+// its mu held and c already removed from it.
 func deleteCheckMetrics(c *check) {
-	checksTotal.DeletePartialMatch(prometheus.Labels{"target": c.target, "protocol": c.spec.protocol})
+	for _, o := range checks.checks {
+		if o.target == c.target && o.spec.protocol == c.spec.protocol {
+			return
+		}
+	}
+	for _, res := range []string{"success", "failure"} {
+		checksTotal.DeleteLabelValues(c.target, c.spec.protocol, res)
+	}
 	checkDuration.DeleteLabelValues(c.target, c.spec.protocol)
 }
