@@ -156,13 +156,13 @@ func (t *checkTemplate) spec(host string, targetPort, recordPort int) *checkSpec
 // dispenser stands on the opening brace.
 func parseCheckTemplate(c *parser, name string) (*checkTemplate, error) {
 	t := newCheckTemplate(name, c.Line())
-	seen := map[string]bool{}
-	var httpOnly []string // options set that make no sense for tcp, for the check below
+	seen := map[string]int{} // option -> line, for the checks after the block
+	var httpOnly []string    // options set that make no sense for tcp, for the check below
 	err := c.block(func(opt string) error {
-		if seen[opt] {
-			return c.Errf("health_check %s: %s given twice", name, opt)
+		if prev, ok := seen[opt]; ok {
+			return c.Errf("health_check %s: %s given twice (first on line %d)", name, opt, prev)
 		}
-		seen[opt] = true
+		seen[opt] = c.Line()
 		args := c.args()
 		switch opt {
 		case "protocol":
@@ -190,6 +190,9 @@ func parseCheckTemplate(c *parser, name string) (*checkTemplate, error) {
 			}
 			if !strings.HasPrefix(args[0], "/") {
 				return c.Errf("health_check %s: path %q must start with /", name, args[0])
+			}
+			if strings.ContainsFunc(args[0], func(r rune) bool { return r <= ' ' || r == 0x7f }) {
+				return c.Errf("health_check %s: path %q must not contain spaces or control characters", name, args[0])
 			}
 			t.path = args[0]
 			httpOnly = append(httpOnly, opt)
@@ -276,20 +279,30 @@ func parseCheckTemplate(c *parser, name string) (*checkTemplate, error) {
 	if err != nil {
 		return nil, err
 	}
+	// These depend on more than one option: report them on the line of the
+	// option that is wrong given the others, else on the health_check line.
+	lineOf := func(opts ...string) int {
+		for _, o := range opts {
+			if l, ok := seen[o]; ok {
+				return l
+			}
+		}
+		return t.line
+	}
 	if t.timeout >= t.interval {
-		return nil, errAt(c, t.line, "health_check %s: timeout %s must be less than interval %s", name, t.timeout, t.interval)
+		return nil, errAt(c, lineOf("timeout", "interval"), "health_check %s: timeout %s must be less than interval %s", name, t.timeout, t.interval)
 	}
 	if t.protocol == protoTCP && len(httpOnly) > 0 {
-		return nil, errAt(c, t.line, "health_check %s: %s does not apply to protocol tcp", name, strings.Join(httpOnly, ", "))
+		return nil, errAt(c, lineOf(httpOnly[0]), "health_check %s: %s does not apply to protocol tcp", name, strings.Join(httpOnly, ", "))
 	}
 	if t.protocol == protoHTTP && t.tlsVerify {
-		return nil, errAt(c, t.line, "health_check %s: tls_verify applies only to protocol https", name)
+		return nil, errAt(c, lineOf("tls_verify"), "health_check %s: tls_verify applies only to protocol https", name)
 	}
 	return t, nil
 }
 
 func parsePort(s string) (int, error) {
-	p, err := strconv.Atoi(s)
+	p, err := atoiDigits(s)
 	if err != nil || p < 1 || p > 65535 {
 		return 0, fmt.Errorf("port %q must be a number from 1 to 65535", s)
 	}
@@ -301,10 +314,10 @@ func parseStatus(args []string) ([]statusRange, error) {
 	var rs []statusRange
 	for _, a := range args {
 		lo, hi, isRange := strings.Cut(a, "-")
-		l, err1 := strconv.Atoi(lo)
+		l, err1 := atoiDigits(lo)
 		h, err2 := l, error(nil)
 		if isRange {
-			h, err2 = strconv.Atoi(hi)
+			h, err2 = atoiDigits(hi)
 		}
 		if err1 != nil || err2 != nil {
 			return nil, fmt.Errorf("status %q is not a code or LOW-HIGH range", a)
@@ -315,6 +328,14 @@ func parseStatus(args []string) ([]statusRange, error) {
 		rs = append(rs, statusRange{l, h})
 	}
 	return rs, nil
+}
+
+// atoiDigits is strconv.Atoi for plain digits only: no sign, no spaces.
+func atoiDigits(s string) (int, error) {
+	if s == "" || strings.Trim(s, "0123456789") != "" {
+		return 0, fmt.Errorf("%q is not a number", s)
+	}
+	return strconv.Atoi(s)
 }
 
 func formatStatus(rs []statusRange) string {

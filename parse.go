@@ -3,6 +3,7 @@ package multivalue
 import (
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -87,15 +88,19 @@ func parse(cc *caddy.Controller) (*config, error) {
 
 func parseConfig(c *parser) (*config, error) {
 	cfg := &config{ttl: defaultTTL, maxAnswers: defaultMaxAnswers}
+	line := c.Line()
 	args := c.args()
-	for _, z := range args {
-		if _, ok := dns.IsDomainName(z); !ok || strings.Contains(z, "://") {
-			return nil, c.Errf("invalid zone %q", z)
+	if len(args) > 0 {
+		zones, err := normalizeZones(args)
+		if err != nil {
+			return nil, c.Err(err.Error())
 		}
+		cfg.zones = zones
+	} else {
+		cfg.zones = plugin.OriginsFromArgsOrServerBlock(nil, c.ServerBlockKeys)
 	}
-	cfg.zones = plugin.OriginsFromArgsOrServerBlock(args, c.ServerBlockKeys)
 	if len(cfg.zones) == 0 {
-		return nil, c.Err("no zones")
+		return nil, c.Err("no zones: give them as arguments or as the server block's keys")
 	}
 
 	templates := map[string]*checkTemplate{}
@@ -149,18 +154,24 @@ func parseConfig(c *parser) (*config, error) {
 			}
 		case "fallthrough":
 			args := c.args()
-			for _, z := range args {
-				if _, ok := dns.IsDomainName(z); !ok {
-					return c.Errf("fallthrough: invalid zone %q", z)
-				}
+			if len(args) == 0 {
+				cfg.fall.SetZonesFromArgs(nil) // the root: everything
+				return nil
 			}
-			cfg.fall.SetZonesFromArgs(args)
+			zones, err := normalizeZones(args)
+			if err != nil {
+				return c.Errf("fallthrough: %v", err)
+			}
+			cfg.fall.Zones = zones
 		case "health_check":
 			args := c.args()
 			if len(args) != 1 {
 				return c.Err("health_check needs exactly one NAME before its block")
 			}
 			name := args[0]
+			if name == "" {
+				return c.Err("health_check needs a non-empty NAME")
+			}
 			if name == "none" {
 				return c.Err(`health_check: "none" is reserved, pick another name`)
 			}
@@ -182,7 +193,7 @@ func parseConfig(c *parser) (*config, error) {
 			}
 			sets = append(sets, rs)
 		default:
-			return c.Errf("unknown property %q", opt)
+			return c.Errf("unknown option %q", opt)
 		}
 		return nil
 	})
@@ -190,7 +201,7 @@ func parseConfig(c *parser) (*config, error) {
 		return nil, err
 	}
 	if len(sets) == 0 {
-		return nil, c.Err("multivalue needs at least one records line")
+		return nil, errAt(c, line, "multivalue needs at least one records line")
 	}
 
 	if err := cfg.buildSets(c, sets, templates); err != nil {
@@ -265,6 +276,9 @@ func parseRecords(c *parser, zones []string) (*rawSet, error) {
 			return nil
 		}
 		return c.block(func(opt string) error {
+			if opt != "health_check" && opt != "target" {
+				return c.Errf("unknown value option %q, want health_check or target", opt)
+			}
 			args := c.args()
 			if len(args) != 1 {
 				return c.ArgErr()
@@ -283,8 +297,6 @@ func parseRecords(c *parser, zones []string) (*rawSet, error) {
 					return c.Errf("target %q: %v", args[0], err)
 				}
 				v.target, v.targetLine = args[0], c.Line()
-			default:
-				return c.Errf("unknown value option %q, want health_check or target", opt)
 			}
 			return nil
 		})
@@ -302,7 +314,14 @@ func parseRecords(c *parser, zones []string) (*rawSet, error) {
 // at the end of an option's line, as in `127.0.0.1 { target 127.0.0.1:8080 }`.
 type parser struct {
 	*caddy.Controller
-	closed int // closing braces read as arguments, not yet matched by a block
+	closed int    // closing braces read as arguments, not yet matched by a block
+	opt    string // first token of the line being read, for ArgErr
+}
+
+// ArgErr names the option whose arguments are wrong: the dispenser's own
+// message names the last token read, which may be a closing brace.
+func (c *parser) ArgErr() error {
+	return c.Errf("wrong number of arguments for %s", c.opt)
 }
 
 // args returns the rest of the line, up to an opening brace (left for the
@@ -333,6 +352,7 @@ func (c *parser) block(fn func(first string) error) error {
 		case "{":
 			return c.Err("unexpected '{'")
 		}
+		c.opt = c.Val()
 		if err := fn(c.Val()); err != nil {
 			return err
 		}
@@ -349,6 +369,28 @@ func (c *parser) openBlock() bool { return c.closed == 0 && c.NextArg() }
 // errAt is c.Errf for a line other than the current token's.
 func errAt(c *parser, line int, format string, args ...any) error {
 	return fmt.Errorf("%s:%d - Error during parsing: %s", c.File(), line, fmt.Sprintf(format, args...))
+}
+
+// normalizeZones turns zone arguments into fully qualified lower-case zones,
+// refusing (rather than silently dropping, as plugin.OriginsFromArgsOrServerBlock
+// does) any that is not a domain name.
+func normalizeZones(args []string) ([]string, error) {
+	var zones []string
+	for _, z := range args {
+		var nz []string
+		if _, ok := dns.IsDomainName(z); ok && !strings.Contains(z, "://") {
+			nz = plugin.Host(z).NormalizeExact()
+		}
+		if len(nz) == 0 {
+			return nil, fmt.Errorf("invalid zone %q", z)
+		}
+		for _, z := range nz {
+			if !slices.Contains(zones, z) {
+				zones = append(zones, z)
+			}
+		}
+	}
+	return zones, nil
 }
 
 // qualify makes a records NAME absolute, lower case, and checks it lies in zones.

@@ -3,6 +3,7 @@ package multivalue
 import (
 	"bytes"
 	"fmt"
+	"net"
 	"slices"
 	"strings"
 
@@ -102,6 +103,13 @@ func checkFor(c *parser, raw *rawSet, rv *rawValue, rr dns.RR, templates map[str
 			return nil, errAt(c, rv.targetLine, "target %q: %v", rv.target, err)
 		}
 	}
+	// One spelling per target, so that equal targets share one check.
+	host = strings.TrimSuffix(host, ".")
+	if ip := net.ParseIP(host); ip != nil {
+		host = ip.String()
+	} else {
+		host = strings.ToLower(host)
+	}
 	if host == "" {
 		return nil, errAt(c, rv.line, "value %q: a %s value needs `target HOST[:PORT]` for health_check %s",
 			strings.Join(rv.tokens, " "), typeString(raw.qtype), ref.name)
@@ -119,12 +127,18 @@ func checkFor(c *parser, raw *rawSet, rv *rawValue, rr dns.RR, templates map[str
 func newRR(name string, ttl uint32, qtype uint16, zone string, tokens []string) (dns.RR, error) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s %d IN %s", name, ttl, typeString(qtype))
+	strs := stringsType(qtype)
+	// A value quoted whole, as `"10 mail.example.org."` to put it on the
+	// records line, is that RDATA text, not one string of it.
+	whole := len(tokens) == 1 && !strs
 	for _, tok := range tokens {
 		if strings.ContainsAny(tok, "\n\r") {
 			return nil, fmt.Errorf("line break in value")
 		}
 		b.WriteByte(' ')
-		if qtype == dns.TypeTXT || qtype == dns.TypeSPF || tok == "" || strings.ContainsAny(tok, " \t;()\"") {
+		if whole && tok != "" && !strings.ContainsAny(tok, ";()") {
+			b.WriteString(tok)
+		} else if strs || tok == "" || strings.ContainsAny(tok, " \t;()\"") {
 			// Each token of a TXT value is one string; the Corefile's quotes
 			// are gone by now, so put them back.
 			b.WriteByte('"')
@@ -137,7 +151,7 @@ func newRR(name string, ttl uint32, qtype uint16, zone string, tokens []string) 
 	zp := dns.NewZoneParser(strings.NewReader(b.String()), zone, "")
 	rr, ok := zp.Next()
 	if err := zp.Err(); err != nil {
-		return nil, cleanParseErr(err)
+		return nil, fmt.Errorf("not a valid %s value: %v", typeString(qtype), cleanParseErr(err))
 	}
 	if !ok || rr == nil || rr.Header().Rrtype != qtype {
 		return nil, fmt.Errorf("not a valid %s value", typeString(qtype))
@@ -146,6 +160,16 @@ func newRR(name string, ttl uint32, qtype uint16, zone string, tokens []string) 
 		return nil, fmt.Errorf("more than one record")
 	}
 	return rr, nil
+}
+
+// stringsType reports whether every token of a value of type t is one
+// character-string, as for TXT.
+func stringsType(t uint16) bool {
+	switch t {
+	case dns.TypeTXT, dns.TypeSPF, dns.TypeAVC, dns.TypeNINFO, dns.TypeRESINFO:
+		return true
+	}
+	return false
 }
 
 // cleanParseErr keeps miekg/dns's reason and drops its file and line, which
@@ -166,6 +190,11 @@ func cleanParseErr(err error) error {
 
 // rdataText is the RDATA of rr in zone-file text.
 func rdataText(rr dns.RR) string {
+	// Cut the four header fields rather than trim Header().String(): types
+	// unknown to miekg/dns print their header differently (CLASS1, not IN).
+	if f := strings.SplitN(rr.String(), "\t", 5); len(f) == 5 {
+		return f[4]
+	}
 	return strings.TrimPrefix(rr.String(), rr.Header().String())
 }
 
