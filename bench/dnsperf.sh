@@ -1,0 +1,145 @@
+#!/usr/bin/env bash
+# dnsperf.sh: queries per second of CoreDNS with multivalue, as ratios to
+# CoreDNS with only `whoami`, measured in the same run.
+#
+# CoreDNS runs pinned to CPU 0 (taskset -c 0), dnsperf and the health-check
+# backends to CPU 1. Scenarios run interleaved, ROUNDS rounds of DURATION
+# seconds each; the median round counts. Everything is on 127.0.0.0/8.
+#
+#   bench/dnsperf.sh                      # all scenarios, 3 rounds of 10 s
+#   ROUNDS=5 DURATION=10 bench/dnsperf.sh whoami mv12 mv1000
+#
+# Scenarios (one query, www.example.org A, over UDP):
+#   whoami    the baseline: CoreDNS with only `whoami`
+#   hosts8    `hosts` with 8 A records for the name
+#   hosts100  `hosts` with 100 A records
+#   filelb8   `file` + `loadbalance` with 8 A records
+#   mv12      multivalue, 12 values with live TCP health checks, 8 per answer
+#   mv1000    multivalue, 1,000 values with live TCP health checks, 8 per answer
+set -euo pipefail
+
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-10}
+PORT=${PORT:-15353}           # CoreDNS (UDP)
+READY_PORT=${READY_PORT:-15381}
+BACKEND_PORT=${BACKEND_PORT:-18081}
+SCENARIOS=("$@")
+[ ${#SCENARIOS[@]} -gt 0 ] || SCENARIOS=(whoami hosts8 hosts100 filelb8 mv12 mv1000)
+[ "$(nproc)" -ge 2 ] || { echo "needs 2 CPUs" >&2; exit 1; }
+
+if ! command -v dnsperf >/dev/null; then
+	echo "installing dnsperf" >&2
+	apt-get install -y dnsperf >/dev/null || { apt-get update >/dev/null && apt-get install -y dnsperf >/dev/null; }
+fi
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+TMP=$(mktemp -d)
+BACKENDS_PID=""
+COREDNS_PID=""
+cleanup() {
+	[ -z "$COREDNS_PID" ] || kill "$COREDNS_PID" 2>/dev/null || true
+	[ -z "$BACKENDS_PID" ] || kill "$BACKENDS_PID" 2>/dev/null || true
+	wait 2>/dev/null || true
+	rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+echo "building into $TMP" >&2
+(cd "$ROOT" && go build -o "$TMP/coredns" ./cmd/coredns && go build -o "$TMP/backends" ./bench/backends)
+
+# Backends for the live checks: 1,000 loopback addresses 127.2.x.y, the first
+# 12 of which mv12 uses.
+taskset -c 1 "$TMP/backends" -net 2 -n 1000 -port "$BACKEND_PORT" >"$TMP/backends.log" 2>&1 &
+BACKENDS_PID=$!
+
+# ip I: the I-th address as benchkit.IP numbers them.
+ip() { echo "127.$1.$(($2 / 250)).$((1 + $2 % 250))"; }
+
+zonefile() { # zonefile N: example.org with N A records for www
+	echo '$ORIGIN example.org.'
+	echo '@ 3600 IN SOA ns.example.org. hostmaster.example.org. 1 7200 3600 1209600 60'
+	echo '@ 3600 IN NS ns.example.org.'
+	echo 'ns 3600 IN A 127.0.0.1'
+	for ((i = 0; i < $1; i++)); do echo "www 60 IN A $(ip 1 $i)"; done
+}
+hostsfile() { for ((i = 0; i < $1; i++)); do echo "$(ip 1 $i) www.example.org"; done; }
+
+corefile() { # corefile SCENARIO
+	case $1 in
+	whoami)
+		printf '.:%s {\n bind 127.0.0.1\n ready 127.0.0.1:%s\n whoami\n}\n' "$PORT" "$READY_PORT" ;;
+	hosts8 | hosts100)
+		hostsfile "${1#hosts}" >"$TMP/hosts.$1"
+		printf 'example.org:%s {\n bind 127.0.0.1\n ready 127.0.0.1:%s\n hosts %s {\n  reload 0\n }\n}\n' "$PORT" "$READY_PORT" "$TMP/hosts.$1" ;;
+	filelb8)
+		zonefile 8 >"$TMP/db.example.org"
+		printf 'example.org:%s {\n bind 127.0.0.1\n ready 127.0.0.1:%s\n loadbalance\n file %s\n}\n' "$PORT" "$READY_PORT" "$TMP/db.example.org" ;;
+	mv12 | mv1000)
+		printf 'example.org:%s {\n bind 127.0.0.1\n ready 127.0.0.1:%s\n multivalue {\n' "$PORT" "$READY_PORT"
+		printf '  health_check tcp {\n   protocol tcp\n   port %s\n   interval 5s\n   timeout 2s\n  }\n' "$BACKEND_PORT"
+		printf '  records www A {\n   health_check tcp\n'
+		for ((i = 0; i < ${1#mv}; i++)); do echo "   $(ip 2 $i)"; done
+		printf '  }\n }\n}\n' ;;
+	*) echo "unknown scenario $1" >&2; exit 1 ;;
+	esac
+}
+
+# run SCENARIO: one round; writes "qps latency_us" to $TMP/result.
+run() {
+	corefile "$1" >"$TMP/Corefile.$1"
+	taskset -c 0 "$TMP/coredns" -conf "$TMP/Corefile.$1" >"$TMP/coredns.$1.log" 2>&1 &
+	COREDNS_PID=$!
+	# Ready: every plugin (multivalue: every check has a first result).
+	for ((i = 0; i < 200; i++)); do
+		curl -sf "http://127.0.0.1:$READY_PORT/ready" >/dev/null 2>&1 && break
+		sleep 0.05
+	done
+	local answers=-
+	[ "$1" = whoami ] || answers=$(dig +short +tries=1 +time=1 -p "$PORT" @127.0.0.1 www.example.org A | grep -c '^127\.' || true)
+	local out
+	out=$(taskset -c 1 dnsperf -s 127.0.0.1 -p "$PORT" -d "$TMP/queries" -l "$DURATION" -c 8 -q 200 -t 2 2>&1)
+	# Health of the live checks while loaded: were all values still served?
+	local unhealthy=0
+	if [[ $1 == mv* ]]; then
+		unhealthy=$(grep -c 'is now unhealthy' "$TMP/coredns.$1.log" || true)
+	fi
+	kill "$COREDNS_PID"
+	wait "$COREDNS_PID" 2>/dev/null || true
+	COREDNS_PID=""
+	local qps lat noerror
+	qps=$(awk '/Queries per second:/ {print $4}' <<<"$out")
+	lat=$(awk '/Average Latency/ {printf "%.0f", $4 * 1e6}' <<<"$out")
+	noerror=$(grep -o 'NOERROR [0-9]* ([0-9.]*%)' <<<"$out" | grep -o '([0-9.]*%)' || echo '(none)')
+	if [ -z "$qps" ]; then
+		echo "$1: dnsperf failed: $out" >&2
+		exit 1
+	fi
+	echo "$1 round: qps $qps latency ${lat}us answers $answers NOERROR $noerror unhealthy_transitions $unhealthy" >&2
+	echo "$qps $lat" >"$TMP/result"
+}
+
+echo "www.example.org A" >"$TMP/queries"
+for _ in $(seq 50); do grep -q listening "$TMP/backends.log" 2>/dev/null && break; sleep 0.1; done
+
+declare -A QPS LAT
+for ((r = 1; r <= ROUNDS; r++)); do
+	for s in "${SCENARIOS[@]}"; do
+		run "$s"
+		read -r q l <"$TMP/result"
+		QPS[$s]="${QPS[$s]:-} $q"
+		LAT[$s]="${LAT[$s]:-} $l"
+	done
+done
+
+median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
+
+base=""
+[ -n "${QPS[whoami]:-}" ] && base=$(median <<<"${QPS[whoami]}")
+printf '\n%-10s %10s %12s %8s   %s\n' scenario qps latency_us ratio "rounds (qps)"
+for s in "${SCENARIOS[@]}"; do
+	q=$(median <<<"${QPS[$s]}")
+	l=$(median <<<"${LAT[$s]}")
+	ratio="-"
+	[ -n "$base" ] && ratio=$(awk -v q="$q" -v b="$base" 'BEGIN {printf "%.3f", q / b}')
+	printf '%-10s %10.0f %12.0f %8s  %s\n' "$s" "$q" "$l" "$ratio" "${QPS[$s]}"
+done
