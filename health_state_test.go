@@ -128,7 +128,9 @@ func newStateCheck(t *testing.T, fth, sth int, invert bool, results []bool) *che
 	c.prober = &scriptedProber{results: results}
 	t.Cleanup(func() {
 		c.cancel()
+		checks.mu.Lock()
 		deleteCheckMetrics(c)
+		checks.mu.Unlock()
 	})
 	return c
 }
