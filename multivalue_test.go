@@ -62,6 +62,9 @@ type zoneHandler struct{ soaQueries atomic.Int32 }
 const testSOA = "example.org. 3600 IN SOA ns.example.org. hostmaster.example.org. 1 7200 3600 1209600 300"
 
 func (z *zoneHandler) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
+	if len(r.Question) != 1 {
+		return dns.RcodeFormatError, nil
+	}
 	q := r.Question[0]
 	m := new(dns.Msg)
 	m.SetReply(r)
