@@ -2,7 +2,10 @@ package multivalue
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -78,4 +81,91 @@ func sameSet(a, b []string) bool {
 	slices.Sort(a)
 	slices.Sort(b)
 	return slices.Equal(a, b)
+}
+
+// TestEndToEndTruncation: what does not fit the client's UDP size is cut and
+// TC set; the same query over TCP gets the whole answer.
+func TestEndToEndTruncation(t *testing.T) {
+	var values string
+	for i := 0; i < 8; i++ {
+		values += fmt.Sprintf("            %q\n", strings.Repeat(string(rune('a'+i)), 200))
+	}
+	s := startCoreDNS(t, `example.org:0 {
+    bind 127.0.0.1
+    multivalue {
+        records big TXT {
+`+values+`        }
+    }
+}`)
+	udp := s.query(t, "udp", "big.example.org.", dns.TypeTXT) // no EDNS0: 512 bytes
+	if !udp.Truncated || len(udp.Answer) >= 8 {
+		t.Errorf("UDP without EDNS0: TC=%v with %d answers, want TC and fewer than 8", udp.Truncated, len(udp.Answer))
+	}
+	tcp := s.query(t, "tcp", "big.example.org.", dns.TypeTXT)
+	if tcp.Truncated || len(tcp.Answer) != 8 {
+		t.Errorf("TCP: TC=%v with %d answers, want all 8", tcp.Truncated, len(tcp.Answer))
+	}
+	m := new(dns.Msg)
+	m.SetQuestion("big.example.org.", dns.TypeTXT)
+	m.SetEdns0(4096, false)
+	if big := s.exchange(t, "udp", m); big.Truncated || len(big.Answer) != 8 {
+		t.Errorf("UDP with a 4096-byte buffer: TC=%v with %d answers, want all 8", big.Truncated, len(big.Answer))
+	}
+}
+
+// TestEndToEndInFrontOfFile: multivalue before `file` on the same zone:
+// the file's names still resolve, negative answers carry the zone's SOA, and
+// an NXDOMAIN from file for a name multivalue holds becomes NODATA.
+func TestEndToEndInFrontOfFile(t *testing.T) {
+	zone := filepath.Join(t.TempDir(), "db.example.org")
+	err := os.WriteFile(zone, []byte(`$ORIGIN example.org.
+@   3600 IN SOA ns.example.org. hostmaster.example.org. 2024010101 7200 3600 1209600 300
+@   3600 IN NS  ns.example.org.
+ns  3600 IN A   127.0.0.53
+www 3600 IN A   127.0.0.80
+`), 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := startCoreDNS(t, `example.org:0 {
+    bind 127.0.0.1
+    multivalue {
+        fallthrough
+        records app A 127.0.0.1 127.0.0.2
+    }
+    file `+zone+`
+}`)
+	for _, tc := range []struct {
+		name   string
+		qtype  uint16
+		rcode  int
+		answer []string
+		soa    bool
+	}{
+		{"app.example.org.", dns.TypeA, dns.RcodeSuccess, []string{"127.0.0.1", "127.0.0.2"}, false},
+		{"www.example.org.", dns.TypeA, dns.RcodeSuccess, []string{"127.0.0.80"}, false},
+		{"app.example.org.", dns.TypeAAAA, dns.RcodeSuccess, nil, true}, // file says NXDOMAIN: NODATA
+		{"nope.example.org.", dns.TypeA, dns.RcodeNameError, nil, true},
+		{"example.org.", dns.TypeSOA, dns.RcodeSuccess, []string{"ns.example.org. hostmaster.example.org. 2024010101 7200 3600 1209600 300"}, false},
+	} {
+		r := s.query(t, "udp", tc.name, tc.qtype)
+		if r.Rcode != tc.rcode || !sameSet(answerValues(r), tc.answer) || (len(r.Ns) > 0 && r.Ns[0].Header().Rrtype == dns.TypeSOA) != tc.soa || !r.Authoritative {
+			t.Errorf("%s %s: got %s AA=%v %v authority %v; want %s %v soa=%v", tc.name, dns.TypeToString[tc.qtype],
+				dns.RcodeToString[r.Rcode], r.Authoritative, answerValues(r), r.Ns, dns.RcodeToString[tc.rcode], tc.answer, tc.soa)
+		}
+	}
+
+	// Without fallthrough, multivalue answers negatively itself, with the
+	// SOA it got from file, TTL min(SOA TTL, MINIMUM).
+	s2 := startCoreDNS(t, `example.org:0 {
+    bind 127.0.0.1
+    multivalue {
+        records app A 127.0.0.1
+    }
+    file `+zone+`
+}`)
+	r := s2.query(t, "udp", "www.example.org.", dns.TypeA)
+	if r.Rcode != dns.RcodeNameError || len(r.Ns) != 1 || r.Ns[0].Header().Rrtype != dns.TypeSOA || r.Ns[0].Header().Ttl != 300 {
+		t.Errorf("without fallthrough: got %s authority %v, want NXDOMAIN with SOA TTL 300", dns.RcodeToString[r.Rcode], r.Ns)
+	}
 }
