@@ -14,6 +14,42 @@ type lifecycle struct {
 	checks  []*check // distinct, for Ready
 }
 
+// reloading tracks the instances a reload in progress has started. Caddy
+// runs the new instance's OnStartup before it opens the new listeners, and
+// when that fails (an address in use) or a later OnStartup does, it discards
+// the new instance without running its OnShutdown: what it acquired would
+// probe for ever. restartFailed, run from the old instance's OnRestartFailed,
+// stops them; the old instance's OnShutdown, which runs only when the reload
+// succeeded, forgets them.
+var reloading struct {
+	sync.Mutex
+	active  bool
+	started []*Multivalue
+}
+
+// restarting runs in the running instance's OnRestart, before the new
+// instance is set up: what starts from now on belongs to the new one.
+func (m *Multivalue) restarting() error {
+	reloading.Lock()
+	defer reloading.Unlock()
+	reloading.active, reloading.started = true, nil
+	return nil
+}
+
+// restartFailed runs in the running instance's OnRestartFailed: the new
+// instance is discarded, so stop what it started. The running instance,
+// started before the reload, is not among them and keeps its checks.
+func (m *Multivalue) restartFailed() error {
+	reloading.Lock()
+	started := reloading.started
+	reloading.active, reloading.started = false, nil
+	reloading.Unlock()
+	for _, n := range started {
+		n.stop()
+	}
+	return nil
+}
+
 // newMultivalue builds the handler from a parsed config. It starts nothing,
 // but it reads the registry so that a reloaded instance serves the status its
 // predecessor's checks already know from its first query on.
@@ -65,6 +101,11 @@ func (m *Multivalue) start() error {
 		return nil
 	}
 	m.life.started = true
+	reloading.Lock()
+	if reloading.active {
+		reloading.started = append(reloading.started, m)
+	}
+	reloading.Unlock()
 	seen := map[*check]bool{}
 	for _, s := range m.sets {
 		for _, v := range s.values {
@@ -98,6 +139,12 @@ func (m *Multivalue) stop() error {
 		return nil
 	}
 	m.life.stopped = true
+	// Shutting down after a reload means the reload succeeded: what it
+	// started is the running instance now. (A shutdown by restartFailed
+	// finds reloading already cleared.)
+	reloading.Lock()
+	reloading.active, reloading.started = false, nil
+	reloading.Unlock()
 	for _, s := range m.sets {
 		for _, v := range s.values {
 			l := s.label(v)

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coredns/caddy"
 	"github.com/miekg/dns"
 )
 
@@ -344,5 +345,119 @@ func TestFailedReloadKeepsRunning(t *testing.T) {
 			dead.fail.Store(true)
 			waitServed(t, s, "127.0.0.1")
 		})
+	}
+}
+
+// lifecycleInstance parses a multivalue block of example.org. into a handler,
+// as setup does for one server block of an instance.
+func lifecycleInstance(t *testing.T, block string) *Multivalue {
+	t.Helper()
+	c := caddy.NewTestController("dns", block)
+	c.ServerBlockKeys = []string{"example.org."}
+	cfg, err := parse(c)
+	if err != nil {
+		t.Fatalf("parse: %v", err)
+	}
+	return newMultivalue(cfg)
+}
+
+func checkRefs(addr string) int {
+	checks.mu.Lock()
+	defer checks.mu.Unlock()
+	for _, c := range checks.checks {
+		if c.target == addr {
+			return c.refs
+		}
+	}
+	return 0
+}
+
+// TestReloadFailedAfterStartup runs caddy's callbacks in the order of a
+// reload whose new instance started its checks (OnStartup) and then failed
+// to open its listeners: caddy runs the old instance's OnRestartFailed and
+// never the new one's OnShutdown. What the new instance started must stop;
+// the old instance keeps its checks. A reload that succeeds keeps the new
+// instance's checks.
+func TestReloadFailedAfterStartup(t *testing.T) {
+	www, api := newProbeListener(t, false), newProbeListener(t, false)
+	block := func(withAPI bool) string {
+		s := `multivalue {
+    health_check tcp {
+        protocol tcp
+        interval 100ms
+        timeout 50ms
+    }
+    records www A {
+        health_check tcp
+        127.0.0.1 { target ` + www.addr + ` }
+    }
+`
+		if withAPI {
+			s += `    records api A {
+        health_check tcp
+        127.0.0.2 { target ` + api.addr + ` }
+    }
+`
+		}
+		return s + "}\n"
+	}
+	apiSeries := map[string]string{"name": "api.example.org.", "type": "A", "value": "127.0.0.2"}
+
+	old := lifecycleInstance(t, block(false))
+	old.start() // first startup: no reload in progress
+	defer old.stop()
+
+	tests := []struct {
+		name      string
+		succeeded bool
+	}{
+		{"listeners fail after OnStartup", false},
+		{"reload succeeds", true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			old.restarting() // OnRestart of the running instance
+			nu := lifecycleInstance(t, block(true))
+			nu.start() // OnStartup of the new one
+			if got := checkRefs(www.addr); got != 2 {
+				t.Fatalf("www check has %d users while both instances run, want 2", got)
+			}
+			if got := checkRefs(api.addr); got != 1 {
+				t.Fatalf("api check has %d users, want 1", got)
+			}
+			if !tc.succeeded {
+				old.restartFailed() // OnRestartFailed of the running instance
+				if got := checkRefs(api.addr); got != 0 {
+					t.Errorf("api check of the discarded instance still has %d users", got)
+				}
+				if got := checkRefs(www.addr); got != 1 {
+					t.Errorf("www check has %d users after the failed reload, want 1 (the running instance)", got)
+				}
+				if _, ok := counterValue(t, "coredns_multivalue_healthy", apiSeries); ok {
+					t.Errorf("discarded instance's healthy series still exported")
+				}
+				before := api.count()
+				time.Sleep(400 * time.Millisecond)
+				if n := api.count() - before; n > 1 { // one probe may have been in flight
+					t.Errorf("%d probes of the discarded instance's target after the failed reload", n)
+				}
+				if !old.Ready() && !eventually(3*time.Second, old.Ready) {
+					t.Errorf("running instance not ready after the failed reload")
+				}
+				return
+			}
+			old.stop() // OnShutdown of the old instance: the reload succeeded
+			if got := checkRefs(api.addr); got != 1 {
+				t.Errorf("api check has %d users after a successful reload, want 1", got)
+			}
+			old.restartFailed() // a later failed reload must not touch the running instance
+			if got := checkRefs(api.addr); got != 1 {
+				t.Errorf("api check has %d users after an unrelated restartFailed, want 1", got)
+			}
+			nu.stop()
+		})
+	}
+	if !schedulerIdle() {
+		t.Errorf("checks still registered after every instance stopped")
 	}
 }
