@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/url"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -27,11 +29,16 @@ type prober interface {
 // system's; tests point it at a resolver on loopback.
 var probeResolver *net.Resolver
 
+// probeDialControl, when set, vets every address a probe connects to. nil in
+// production; the tests set it to refuse anything outside loopback, so that a
+// README example checking 192.0.2.1 can be started without a packet leaving.
+var probeDialControl func(network, address string, c syscall.RawConn) error
+
 // newProber builds the prober for a spec. Each probe opens a new connection: a
 // health check tests that the endpoint accepts connections, and a kept-alive
 // one would hide that it no longer does.
 func newProber(s *checkSpec) prober {
-	dialer := &net.Dialer{Resolver: probeResolver}
+	dialer := &net.Dialer{Resolver: probeResolver, Control: probeDialControl}
 	switch s.protocol {
 	case protoTCP:
 		return &tcpProber{addr: s.target(), dialer: dialer, timeout: s.timeout}
@@ -197,8 +204,11 @@ func statusName(healthy bool) string {
 // complaint.
 func describeErr(err error, timeout time.Duration) string {
 	var dnsErr *net.DNSError
+	var netErr net.Error
 	switch {
-	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, os.ErrDeadlineExceeded):
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, os.ErrDeadlineExceeded),
+		// net/http's own limits (the TLS handshake's) equal the timeout.
+		errors.As(err, &netErr) && netErr.Timeout():
 		return fmt.Sprintf("timeout after %s", timeout)
 	case errors.Is(err, syscall.ECONNREFUSED):
 		return "connection refused"
@@ -211,8 +221,15 @@ func describeErr(err error, timeout time.Duration) string {
 			return "no such host " + dnsErr.Name
 		}
 		return "resolving " + dnsErr.Name + ": " + dnsErr.Err
+	case errors.Is(err, io.EOF):
+		// The target closed the connection before a response (or a TLS
+		// handshake) came; Go says just "EOF".
+		return "connection closed"
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return "connection closed mid-response"
 	}
-	// Peel the wrappers (url.Error, net.OpError) that only repeat the address.
+	// Peel the wrappers (url.Error, net.OpError) that only repeat the
+	// address, and net/http's prefixes that say nothing an operator needs.
 	for {
 		switch e := err.(type) {
 		case *url.Error:
@@ -222,6 +239,7 @@ func describeErr(err error, timeout time.Duration) string {
 			err = e.Err
 			continue
 		}
-		return err.Error()
+		msg := strings.TrimPrefix(err.Error(), "net/http: HTTP/1.x transport connection broken: ")
+		return strings.TrimPrefix(msg, "net/http: ")
 	}
 }

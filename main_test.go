@@ -20,6 +20,7 @@ func TestMain(m *testing.M) {
 	caddy.Quiet = true
 	dnsserver.Quiet = true
 	clog.Discard()
+	guardNetwork()
 	goleak.VerifyTestMain(m,
 		// The server's TCP/UDP read loops and caddy's signal trap may
 		// still be unwinding the instant the last test returns.
