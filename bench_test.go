@@ -125,3 +125,32 @@ func hostsHandler(n int) func(b *testing.B) plugin.Handler {
 		return plugins[len(plugins)-1](test.ErrorHandler())
 	}
 }
+
+// TestInZone holds the allocation-free zone match of the hot path to
+// dns.IsSubDomain, escaped dots included.
+func TestInZone(t *testing.T) {
+	tests := []struct {
+		name, zone string
+	}{
+		{"example.org.", "example.org."},
+		{"www.example.org.", "example.org."},
+		{"a.b.example.org.", "b.example.org."},
+		{"wwwexample.org.", "example.org."},
+		{"example.org.", "www.example.org."},
+		{"org.", "example.org."},
+		{"www.example.org.", "."},
+		{".", "."},
+		{`a\.example.org.`, "example.org."},
+		{`a\\.example.org.`, "example.org."},
+		{`a\\\.example.org.`, "example.org."},
+		{`a.b\.example.org.`, "example.org."},
+		{"www.example.org.", "org."},
+		{"www.example.com.", "example.org."},
+	}
+	for _, tc := range tests {
+		want := dns.IsSubDomain(tc.zone, tc.name)
+		if got := inZone(tc.name, tc.zone); got != want {
+			t.Errorf("inZone(%q, %q) = %v, dns.IsSubDomain says %v", tc.name, tc.zone, got, want)
+		}
+	}
+}

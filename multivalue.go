@@ -99,15 +99,41 @@ func (m *Multivalue) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.
 	return dns.RcodeSuccess, nil
 }
 
-// zoneIndex returns the index of the longest zone qname lies in, or -1.
+// zoneIndex returns the index of the longest zone qname (lower case) lies in,
+// or -1.
 func (m *Multivalue) zoneIndex(qname string) int {
 	best := -1
 	for i, z := range m.zones {
-		if dns.IsSubDomain(z, qname) && (best < 0 || len(z) > len(m.zones[best])) {
+		if inZone(qname, z) && (best < 0 || len(z) > len(m.zones[best])) {
 			best = i
 		}
 	}
 	return best
+}
+
+// inZone reports whether name is zone or a name below it; both are fully
+// qualified and lower case. It is dns.IsSubDomain without the allocations
+// (that one splits both names into labels on every query): a suffix that
+// starts at a label boundary, i.e. after a dot that is not escaped.
+func inZone(name, zone string) bool {
+	if zone == "." {
+		return true
+	}
+	if !strings.HasSuffix(name, zone) {
+		return false
+	}
+	i := len(name) - len(zone)
+	if i == 0 {
+		return true
+	}
+	if name[i-1] != '.' {
+		return false
+	}
+	escapes := 0 // backslashes right before the dot: an odd number escapes it
+	for j := i - 2; j >= 0 && name[j] == '\\'; j-- {
+		escapes++
+	}
+	return escapes%2 == 0
 }
 
 // negative writes NXDOMAIN or NODATA with the zone's SOA, when a plugin after

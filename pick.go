@@ -46,29 +46,34 @@ func pick(qname string, from []dns.RR, k int, sorted bool) []dns.RR {
 }
 
 // copyRRs copies the picked RRs, with qname as owner. A and AAAA, the common
-// case, are copied into one array of RRs and one of address bytes: three
-// allocations per answer whatever its size, and nothing shared with the
-// snapshot.
+// case, are copied with their address bytes into one array: two allocations
+// per answer whatever its size, and nothing shared with the snapshot.
 func copyRRs(qname string, from []dns.RR, idx []int32) []dns.RR {
 	out := make([]dns.RR, len(idx))
 	switch from[0].(type) {
 	case *dns.A:
-		arr := make([]dns.A, len(idx))
-		ips := make([]byte, net.IPv4len*len(idx))
+		arr := make([]struct {
+			rr dns.A
+			ip [net.IPv4len]byte
+		}, len(idx))
 		for i, x := range idx {
-			arr[i] = *from[x].(*dns.A)
-			arr[i].Hdr.Name = qname
-			arr[i].A = copyIP(ips[i*net.IPv4len:(i+1)*net.IPv4len], arr[i].A)
-			out[i] = &arr[i]
+			e := &arr[i]
+			e.rr = *from[x].(*dns.A)
+			e.rr.Hdr.Name = qname
+			e.rr.A = copyIP(e.ip[:], e.rr.A)
+			out[i] = &e.rr
 		}
 	case *dns.AAAA:
-		arr := make([]dns.AAAA, len(idx))
-		ips := make([]byte, net.IPv6len*len(idx))
+		arr := make([]struct {
+			rr dns.AAAA
+			ip [net.IPv6len]byte
+		}, len(idx))
 		for i, x := range idx {
-			arr[i] = *from[x].(*dns.AAAA)
-			arr[i].Hdr.Name = qname
-			arr[i].AAAA = copyIP(ips[i*net.IPv6len:(i+1)*net.IPv6len], arr[i].AAAA)
-			out[i] = &arr[i]
+			e := &arr[i]
+			e.rr = *from[x].(*dns.AAAA)
+			e.rr.Hdr.Name = qname
+			e.rr.AAAA = copyIP(e.ip[:], e.rr.AAAA)
+			out[i] = &e.rr
 		}
 	default:
 		for i, x := range idx {
