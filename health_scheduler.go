@@ -25,6 +25,11 @@ type registry struct {
 	checks map[checkKey]*check
 	queue  checkHeap
 	sched  *scheduler // nil when no check runs
+
+	// A check by what its probe does (checkKey without timing and
+	// thresholds), so that a check replaced by a reload that only changed
+	// those starts from the status its predecessor knew.
+	byProbe map[checkKey]*check
 }
 
 // scheduler is one life of the scheduling goroutine, from the first check
@@ -38,7 +43,14 @@ type scheduler struct {
 	probes sync.WaitGroup
 }
 
-var checks = &registry{checks: map[checkKey]*check{}}
+var checks = &registry{checks: map[checkKey]*check{}, byProbe: map[checkKey]*check{}}
+
+// probeKey is k without the settings that change when a check probes and how
+// many results it takes to turn, but not what one probe finds.
+func probeKey(k checkKey) checkKey {
+	k.interval, k.timeout, k.failureThreshold, k.successThreshold = 0, 0, 0, 0
+	return k
+}
 
 // lookup returns the running check for a key, or nil. It starts nothing.
 func (r *registry) lookup(k checkKey) *check {
@@ -55,7 +67,16 @@ func (r *registry) acquire(s *checkSpec) *check {
 	c := r.checks[k]
 	if c == nil {
 		c = newCheck(s)
+		// A reload that changed only the interval, timeout or thresholds
+		// of a check starts a new one while the old still runs: take over
+		// its status rather than serve a value known to be down until the
+		// first probe.
+		if o := r.byProbe[probeKey(k)]; o != nil && o.hasResult.Load() {
+			c.healthy.Store(o.isHealthy())
+			c.hasResult.Store(true)
+		}
 		r.checks[k] = c
+		r.byProbe[probeKey(k)] = c
 		first := min(s.interval, maxFirstDelay)
 		c.next = time.Now().Add(rand.N(first))
 		heap.Push(&r.queue, c)
@@ -85,7 +106,11 @@ func (r *registry) release(c *check) {
 		r.mu.Unlock()
 		return
 	}
-	delete(r.checks, c.spec.key())
+	k := c.spec.key()
+	delete(r.checks, k)
+	if r.byProbe[probeKey(k)] == c {
+		delete(r.byProbe, probeKey(k))
+	}
 	heap.Remove(&r.queue, c.index)
 	c.cancel()
 	deleteCheckMetrics(c)

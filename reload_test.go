@@ -461,3 +461,40 @@ func TestReloadFailedAfterStartup(t *testing.T) {
 		t.Errorf("checks still registered after every instance stopped")
 	}
 }
+
+// TestReloadChangedTimingKeepsStatus reloads with a web check whose interval,
+// timeout or thresholds changed: that is a new check on the same probe, and it
+// starts from the status the old one knew, so the dead value never comes back.
+func TestReloadChangedTimingKeepsStatus(t *testing.T) {
+	good, dead := newBackend(t, "127.0.0.1"), newBackend(t, "127.0.0.2")
+	dead.fail.Store(true)
+	corefile := func(check string) string {
+		return strings.Replace(reloadCorefile(good.addr, dead.addr, ""),
+			"            interval 200ms\n            timeout 100ms\n            failure_threshold 1\n", check, 1)
+	}
+	base := "            interval 200ms\n            timeout 100ms\n            failure_threshold 1\n"
+	s := startCoreDNS(t, corefile(base))
+	waitServed(t, s, "127.0.0.1")
+	tests := []struct{ name, check string }{
+		{"interval", "            interval 300ms\n            timeout 100ms\n            failure_threshold 1\n"},
+		{"timeout", "            interval 200ms\n            timeout 150ms\n            failure_threshold 1\n"},
+		{"failure_threshold", "            interval 200ms\n            timeout 100ms\n            failure_threshold 3\n"},
+		{"success_threshold", "            interval 200ms\n            timeout 100ms\n            failure_threshold 1\n            success_threshold 2\n"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			w := watchAnswers(s.udp, "127.0.0.2")
+			for _, c := range []string{tc.check, base} {
+				if err := s.reload(corefile(c)); err != nil {
+					w.stop(t)
+					t.Fatal(err)
+				}
+				time.Sleep(500 * time.Millisecond)
+			}
+			w.stop(t)
+			if n := registeredChecks(); n != 2 {
+				t.Errorf("%d checks registered, want 2", n)
+			}
+		})
+	}
+}
