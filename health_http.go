@@ -21,12 +21,13 @@ const maxHeaderBytes = 64 << 10
 // httpProber passes when an HTTP(S) response with an accepted status arrives
 // and, with match, the first 5120 bytes of its body contain the string.
 type httpProber struct {
-	client  *http.Client
-	url     string
-	host    string // Host header
-	status  []statusRange
-	match   []byte
-	timeout time.Duration // for the reason only: ctx enforces it
+	transport *http.Transport
+	client    *http.Client
+	url       string
+	host      string // Host header
+	status    []statusRange
+	match     []byte
+	timeout   time.Duration // for the reason only: ctx enforces it
 }
 
 func newHTTPProber(s *checkSpec, dialer *net.Dialer) *httpProber {
@@ -46,10 +47,20 @@ func newHTTPProber(s *checkSpec, dialer *net.Dialer) *httpProber {
 		// Verifying an IP target: the certificate must name the IP.
 		tlsConf.ServerName = s.host
 	}
+	// The transport dials under a context detached from the request's
+	// cancellation (so that a later request could use the connection), and
+	// for a custom Transport a TLS handshake has no time limit: a target that
+	// accepts and never speaks TLS would hold the dial, a goroutine and a
+	// socket long after the probe gave up. probe cancels such a dial when it
+	// returns (CloseIdleConnections); the dial and handshake timeouts below
+	// bound it even so.
+	d := *dialer
+	d.Timeout = s.timeout
 	transport := &http.Transport{
 		Proxy:                  nil, // never send probes through an environment proxy
-		DialContext:            dialer.DialContext,
+		DialContext:            d.DialContext,
 		TLSClientConfig:        tlsConf,
+		TLSHandshakeTimeout:    s.timeout,
 		DisableKeepAlives:      true, // a new connection for every probe
 		DisableCompression:     true, // match looks at the body as sent
 		MaxResponseHeaderBytes: maxHeaderBytes,
@@ -68,6 +79,7 @@ func newHTTPProber(s *checkSpec, dialer *net.Dialer) *httpProber {
 		u.Path, u.RawQuery = p, q
 	}
 	return &httpProber{
+		transport: transport,
 		client: &http.Client{
 			Transport: transport,
 			// A redirect is an answer in itself (3xx counts as healthy by
@@ -89,6 +101,9 @@ func (p *httpProber) probe(ctx context.Context) (bool, string) {
 	}
 	req.Host = p.host
 	req.Header.Set("User-Agent", "coredns-multivalue/1 (health check)")
+	// Cancel a dial or TLS handshake still going on behind a failed
+	// request; with keep-alives off there is no idle connection to close.
+	defer p.transport.CloseIdleConnections()
 	resp, err := p.client.Do(req)
 	if err != nil {
 		return false, describeErr(err, p.timeout)
