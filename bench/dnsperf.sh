@@ -32,6 +32,13 @@ if ! command -v dnsperf >/dev/null; then
 	apt-get install -y dnsperf >/dev/null || { apt-get update >/dev/null && apt-get install -y dnsperf >/dev/null; }
 fi
 
+# CoreDNS sets SO_REUSEPORT: a stale server on the port would take a share of
+# the queries.
+if ss -Hlun "sport = :$PORT" | grep -q .; then
+	echo "UDP port $PORT is in use (a CoreDNS left running?); set PORT=" >&2
+	exit 1
+fi
+
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 TMP=$(mktemp -d)
 BACKENDS_PID=""

@@ -93,6 +93,57 @@ func (b *Backends) Close() {
 	b.wg.Wait()
 }
 
+var (
+	cleanupMu sync.Mutex
+	cleanups  []func()
+	logs      []string // CoreDNS logs, shown by Fatalf
+)
+
+// OnExit registers f to run, last first, when Exit or Fatalf ends the program.
+func OnExit(f func()) {
+	cleanupMu.Lock()
+	cleanups = append(cleanups, f)
+	cleanupMu.Unlock()
+}
+
+// Exit runs the OnExit functions and exits with code.
+func Exit(code int) {
+	cleanupMu.Lock()
+	fs := cleanups
+	cleanups = nil
+	cleanupMu.Unlock()
+	for i := len(fs) - 1; i >= 0; i-- {
+		fs[i]()
+	}
+	os.Exit(code)
+}
+
+// Fatalf prints the message, stops what OnExit registered (CoreDNS, the
+// backends, the temporary directory) and exits: no process is left behind.
+func Fatalf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, format+"\n", args...)
+	cleanupMu.Lock()
+	for _, l := range logs {
+		if b, err := os.ReadFile(l); err == nil {
+			lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+			fmt.Fprintf(os.Stderr, "last lines of %s:\n%s\n", l, strings.Join(lines[max(0, len(lines)-20):], "\n"))
+		}
+	}
+	cleanupMu.Unlock()
+	Exit(1)
+}
+
+// CheckFree fails when something already listens on the UDP address:
+// CoreDNS sets SO_REUSEPORT, so a stale server on the same port would
+// silently take a share of the queries.
+func CheckFree(addr string) error {
+	pc, err := net.ListenPacket("udp", addr)
+	if err != nil {
+		return fmt.Errorf("%s is in use (a CoreDNS left running?): %w", addr, err)
+	}
+	return pc.Close()
+}
+
 // Build compiles ./cmd/coredns of the module at root into dir and returns the
 // binary's path.
 func Build(root, dir string) (string, error) {
@@ -131,10 +182,12 @@ type CoreDNS struct {
 	Conf    string    // the Corefile's path
 	LogPath string
 	logFile *os.File
+
+	stopOnce sync.Once
 }
 
 // Run starts bin with the Corefile text written to dir, pinned to cpu with
-// taskset when cpu >= 0. Its output goes to dir/coredns.log.
+// taskset when cpu >= 0. Its output goes to dir/coredns.log. Exit stops it.
 func Run(bin, dir, corefile string, cpu int) (*CoreDNS, error) {
 	conf := filepath.Join(dir, "Corefile")
 	if err := os.WriteFile(conf, []byte(corefile), 0o644); err != nil {
@@ -158,6 +211,10 @@ func Run(bin, dir, corefile string, cpu int) (*CoreDNS, error) {
 		lf.Close()
 		return nil, err
 	}
+	OnExit(c.Stop)
+	cleanupMu.Lock()
+	logs = append(logs, logPath)
+	cleanupMu.Unlock()
 	return c, nil
 }
 
@@ -165,7 +222,12 @@ func Run(bin, dir, corefile string, cpu int) (*CoreDNS, error) {
 func (c *CoreDNS) Pid() int { return c.Cmd.Process.Pid }
 
 // Stop ends the process (SIGTERM, then SIGKILL after 5 s) and waits for it.
+// It may be called more than once.
 func (c *CoreDNS) Stop() {
+	c.stopOnce.Do(c.stop)
+}
+
+func (c *CoreDNS) stop() {
 	c.Cmd.Process.Signal(os.Interrupt)
 	done := make(chan struct{})
 	go func() { c.Cmd.Wait(); close(done) }()
@@ -207,7 +269,8 @@ func WaitAnswer(ctx context.Context, addr, name string, qtype uint16, ok func(*d
 func HasAnswer(r *dns.Msg) bool { return r.Rcode == dns.RcodeSuccess && len(r.Answer) > 0 }
 
 // Scrape reads a Prometheus text endpoint and sums the samples of each metric
-// whose name is asked for (over all label sets).
+// whose name is asked for (over all label sets). The samples with the label
+// result="failure" are also summed under NAME+":failure".
 func Scrape(url string, names ...string) (map[string]float64, error) {
 	resp, err := http.Get(url)
 	if err != nil {
@@ -233,13 +296,19 @@ func Scrape(url string, names ...string) (map[string]float64, error) {
 		if !want[name] {
 			continue
 		}
-		f := strings.Fields(line[strings.LastIndex(line, "}")+1:])
+		f := strings.Fields(line[len(name):])
+		if i := strings.LastIndex(line, "}"); i >= 0 {
+			f = strings.Fields(line[i+1:])
+		}
 		if len(f) == 0 {
 			continue
 		}
 		v, err := strconv.ParseFloat(f[0], 64)
 		if err == nil {
 			out[name] += v
+			if strings.Contains(line, `result="failure"`) {
+				out[name+":failure"] += v
+			}
 		}
 	}
 	io.Copy(io.Discard, resp.Body)
