@@ -88,9 +88,14 @@ func (r *registry) acquire(s *checkSpec) *check {
 			}
 			go r.schedule(r.sched)
 		}
-		select {
-		case r.sched.wake <- struct{}{}:
-		default:
+		// Wake the scheduler only when c is due before the check it sleeps
+		// for: starting thousands of checks then costs a few wake-ups, not
+		// a lock round trip with the scheduler for every check.
+		if r.queue[0] == c {
+			select {
+			case r.sched.wake <- struct{}{}:
+			default:
+			}
 		}
 	}
 	c.refs++
