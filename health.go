@@ -212,7 +212,8 @@ func describeErr(err error, timeout time.Duration) string {
 		return fmt.Sprintf("timeout after %s", timeout)
 	case errors.Is(err, syscall.ECONNREFUSED):
 		return "connection refused"
-	case errors.Is(err, syscall.ECONNRESET):
+	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE):
+		// EPIPE: the reset came before the request was written.
 		return "connection reset"
 	case errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.ENETUNREACH):
 		return "unreachable"
@@ -228,18 +229,17 @@ func describeErr(err error, timeout time.Duration) string {
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		return "connection closed mid-response"
 	}
-	// Peel the wrappers (url.Error, net.OpError) that only repeat the
-	// address, and net/http's prefixes that say nothing an operator needs.
-	for {
-		switch e := err.(type) {
-		case *url.Error:
-			err = e.Err
-			continue
-		case *net.OpError:
-			err = e.Err
-			continue
-		}
-		msg := strings.TrimPrefix(err.Error(), "net/http: HTTP/1.x transport connection broken: ")
-		return strings.TrimPrefix(msg, "net/http: ")
+	// Peel the wrappers that only repeat the URL or the addresses (url.Error,
+	// net.OpError, even inside net/http's own), and net/http's prefixes that
+	// say nothing an operator needs.
+	var urlErr *url.Error
+	if errors.As(err, &urlErr) {
+		err = urlErr.Err
 	}
+	var opErr *net.OpError
+	for errors.As(err, &opErr) {
+		err = opErr.Err
+	}
+	msg := strings.TrimPrefix(err.Error(), "net/http: HTTP/1.x transport connection broken: ")
+	return strings.TrimPrefix(msg, "net/http: ")
 }

@@ -130,6 +130,16 @@ func hcPlainHTTP(c net.Conn) {
 	io.Copy(io.Discard, c)
 }
 
+// hcCloseAfterHello reads a TLS client hello (all of it, lest the close
+// turn into a reset), then closes without a word.
+func hcCloseAfterHello(c net.Conn) {
+	hdr := make([]byte, 5)
+	if _, err := io.ReadFull(c, hdr); err != nil {
+		return
+	}
+	io.ReadFull(c, make([]byte, int(hdr[3])<<8|int(hdr[4])))
+}
+
 // hcGarbage answers with something that is not HTTP.
 func hcGarbage(c net.Conn) {
 	if hcReadRequest(c) {
@@ -404,7 +414,7 @@ func hostileCases(t *testing.T) []hostileCase {
 		{name: "body cut short after the match",
 			target: raw(hcAnswerThenClose("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nGO")),
 			opts:   []func(*checkTemplate){withMatch("GO")}, ok: true, reason: "status 200, body matches"},
-		{name: "closed when accepted, https", target: raw(func(net.Conn) {}),
+		{name: "closed after the TLS client hello", target: raw(hcCloseAfterHello),
 			opts: []func(*checkTemplate){https}, reason: "connection closed"},
 		{name: "TLS handshake stall", target: raw(hcDiscard),
 			opts: []func(*checkTemplate){https}, reason: "timeout after 300ms"},

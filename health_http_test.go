@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/x509"
 	"encoding/pem"
+	"errors"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -15,6 +17,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -428,6 +431,60 @@ func TestProbeInvert(t *testing.T) {
 			}
 			if c.inflight.Load() {
 				t.Error("run left the check marked in flight")
+			}
+		})
+	}
+}
+
+// wrapped hides an error behind a type of its own, as net/http does.
+type wrapped struct{ err error }
+
+func (w wrapped) Error() string {
+	return "net/http: HTTP/1.x transport connection broken: " + w.err.Error()
+}
+func (w wrapped) Unwrap() error { return w.err }
+
+// timeoutErr is a net.Error that says it timed out (net/http's TLS
+// handshake timeout is one).
+type timeoutErr struct{}
+
+func (timeoutErr) Error() string   { return "net/http: TLS handshake timeout" }
+func (timeoutErr) Timeout() bool   { return true }
+func (timeoutErr) Temporary() bool { return true }
+
+// TestDescribeErr: the reasons operators read, whatever wraps the error. Some
+// of these come up only now and then against a real socket (a reset before
+// or after the request was written), so each is pinned here.
+func TestDescribeErr(t *testing.T) {
+	op := func(op string, err error) error {
+		return &net.OpError{Op: op, Net: "tcp",
+			Source: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 40000},
+			Addr:   &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 8080}, Err: &os.SyscallError{Syscall: op, Err: err}}
+	}
+	u := func(err error) error { return &url.Error{Op: "Get", URL: "http://127.0.0.1:8080/", Err: err} }
+	tests := []struct {
+		name string
+		err  error
+		want string
+	}{
+		{"deadline", u(context.DeadlineExceeded), "timeout after 4s"},
+		{"i/o timeout", u(op("read", os.ErrDeadlineExceeded)), "timeout after 4s"},
+		{"TLS handshake timeout", u(timeoutErr{}), "timeout after 4s"},
+		{"refused", u(op("dial", syscall.ECONNREFUSED)), "connection refused"},
+		{"reset on read", u(wrapped{op("read", syscall.ECONNRESET)}), "connection reset"},
+		{"reset before the write: broken pipe", u(wrapped{op("write", syscall.EPIPE)}), "connection reset"},
+		{"unreachable", u(op("dial", syscall.EHOSTUNREACH)), "unreachable"},
+		{"closed", u(io.EOF), "connection closed"},
+		{"closed mid-response", u(wrapped{io.ErrUnexpectedEOF}), "connection closed mid-response"},
+		{"no such host", u(op("dial", &net.DNSError{Err: "no such host", Name: "down.example.org", IsNotFound: true})), "no such host down.example.org"},
+		{"DNS failure", u(op("dial", &net.DNSError{Err: "server misbehaving", Name: "x.example.org"})), "resolving x.example.org: server misbehaving"},
+		{"other errors lose the wrappers only", u(wrapped{&net.OpError{Op: "read", Net: "tcp", Err: errors.New("something odd")}}), "something odd"},
+		{"net/http prefix", u(errors.New("net/http: server response headers exceeded 65536 bytes; aborted")), "server response headers exceeded 65536 bytes; aborted"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := describeErr(tc.err, 4*time.Second); got != tc.want {
+				t.Errorf("describeErr(%v) = %q, want %q", tc.err, got, tc.want)
 			}
 		})
 	}
