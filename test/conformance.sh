@@ -6,7 +6,8 @@
 # leave it):
 #   * zonemaster-cli --test nameserver (Debian package zonemaster-cli), with
 #     root hints pointing at a local root;
-#   * dnsviz probe -A (authoritative analysis) + dnsviz grok (package dnsviz).
+#   * dnsviz probe -A -E (authoritative analysis, EDNS compatibility) + dnsviz
+#     grok (package dnsviz).
 # CoreDNS (cmd/coredns, built once) serves, on 127.0.0.0/8 port 53 inside the
 # namespace, a local root (127.0.0.10), org (127.0.0.11) and example.org on
 # ns1 127.0.0.1 and ns2 127.0.0.2, twice:
@@ -37,6 +38,7 @@ command -v dnsviz >/dev/null || need+=(dnsviz)
 command -v dig >/dev/null || need+=(bind9-dnsutils)
 command -v jq >/dev/null || need+=(jq)
 command -v ldns-keygen >/dev/null || need+=(ldnsutils)
+/usr/bin/python3 -c 'import pygraphviz' 2>/dev/null || need+=(python3-pygraphviz) # dnsviz grok -t
 if [ ${#need[@]} -gt 0 ]; then
 	echo "installing ${need[*]}" >&2
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${need[@]}" >/dev/null ||
@@ -87,7 +89,10 @@ write_zones() { # $1: signed (0|1)
 
 corefile() { # $1: variant, $2: signed
 	local dnssec=""
-	[ "$2" = 0 ] || dnssec="dnssec { key file $TMP/$KEY }"
+	# (dnssec's parser wants its block on several lines.)
+	[ "$2" = 0 ] || dnssec="dnssec {
+        key file $TMP/$KEY
+    }"
 	cat <<EOF
 .:53 {
     bind 127.0.0.10
@@ -130,12 +135,19 @@ EOF
 	esac
 }
 
-start_coredns() { # $1: corefile
-	in_ns "$TMP/coredns" -conf "$1" >"$1.log" 2>&1 &
+start_coredns() { # $1: corefile, $2: number of www A values the variant answers
+	# Not through in_ns: $! must be CoreDNS itself (ip netns exec and timeout
+	# exec it or pass signals on), else a kill leaves it serving the next
+	# variant's queries.
+	ip netns exec "$NETNS" timeout 900 "$TMP/coredns" -conf "$1" >"$1.log" 2>&1 &
 	COREDNS_PID=$!
 	for _ in $(seq 100); do
 		if in_ns dig +short +time=1 +tries=1 @127.0.0.1 example.org SOA 2>/dev/null | grep -q ns1 &&
 			in_ns dig +short +time=1 +tries=1 @127.0.0.10 . SOA 2>/dev/null | grep -q .; then
+			# Make sure the variant that answers is the one just started.
+			local n
+			n=$(in_ns dig +short +time=1 +tries=1 @127.0.0.2 www.example.org A | wc -l)
+			[ "$n" = "$2" ] || { echo "www A has $n values, want $2: wrong server answering" >&2; exit 1; }
 			return 0
 		fi
 		kill -0 "$COREDNS_PID" 2>/dev/null || break
@@ -150,6 +162,12 @@ stop_coredns() {
 	kill "$COREDNS_PID" 2>/dev/null || true
 	wait "$COREDNS_PID" 2>/dev/null || true
 	COREDNS_PID=""
+	for _ in $(seq 50); do
+		in_ns ss -Hlnu 'sport = :53' | grep -q . || return 0
+		sleep 0.1
+	done
+	echo "CoreDNS still listens after it was stopped" >&2
+	exit 1
 }
 
 # zonemaster: every message of level INFO or above, as "LEVEL MODULE TESTCASE
@@ -164,6 +182,7 @@ run_zonemaster() { # $1: out prefix, $2: signed
 		--ns ns1.example.org/127.0.0.1 --ns ns2.example.org/127.0.0.2 \
 		--no-ipv6 --level INFO --raw --show-module --show-testcase --no-time --no-progress \
 		example.org >"$1.zonemaster.raw" 2>&1 || true
+	sed -Ei 's/date=[^;]*;/date=D;/' "$1.zonemaster.raw" # signature expiry: seconds differ
 	grep -E '^ *([0-9.]+ +)?(INFO|NOTICE|WARNING|ERROR|CRITICAL) ' "$1.zonemaster.raw" |
 		perl -lane 'shift @F if $F[0] =~ /^[0-9.]+$/;
 			print join " ", @F[0..3], map { my ($k, $v) = split /=/, $_, 2;
@@ -181,24 +200,43 @@ run_dnsviz() { # $1: out prefix, $2: signed
 	local ta=()
 	[ "$2" = 0 ] || ta=(-t "$TMP/$KEY.key")
 	# shellcheck disable=SC2086
-	in_ns timeout 600 dnsviz probe -4 -A -a . -x .:a.root-servers.net=127.0.0.10 \
+	in_ns timeout 600 dnsviz probe -4 -A -E -a . -x .:a.root-servers.net=127.0.0.10 \
 		-R A,AAAA,TXT,MX,NS,SOA,CNAME,SRV,CAA,DNSKEY,DS \
 		-o "$1.probe.json" $names 2>"$1.probe.err" || { cat "$1.probe.err" >&2; exit 1; }
-	in_ns dnsviz grok -l warning "${ta[@]}" -r "$1.probe.json" -o "$1.grok.json" 2>"$1.grok.err" || { cat "$1.grok.err" >&2; exit 1; }
+	dnsviz_grok -l warning "${ta[@]}" -r "$1.probe.json" -o "$1.grok.json" 2>"$1.grok.err" || { cat "$1.grok.err" >&2; exit 1; }
 	jq -r '
 		[paths(type == "object") as $p | getpath($p) as $o
 		 | ($o.errors // [] | .[] | {l: "ERROR", p: $p, e: .}),
 		   ($o.warnings // [] | .[] | {l: "WARNING", p: $p, e: .})]
 		| .[] | "\(.l) \(.p | map(tostring) | join("/")): \(.e.code // "") \(.e.description) \(.e.servers // [] | sort | join(","))"
 		' "$1.grok.json" | sed -E "$RANDOM_LABEL" | sort -u >"$1.dnsviz"
-	# What was looked at: the status of every name and delegation, and the
-	# kind of reply (answer, nodata, nxdomain) of every query.
-	in_ns dnsviz grok "${ta[@]}" -r "$1.probe.json" -o "$1.grok.all.json" 2>>"$1.grok.err"
+	# What was looked at: the status of every name, delegation and RRSIG
+	# (signatures are checked even without a trust anchor), and the kind of
+	# reply (answer, nodata, nxdomain) of every query. Without -t: with it,
+	# grok of dnsviz 0.9.4 crashes (KeyError on the SOA or NSEC of a negative
+	# answer) at any level below warning, file alone or not.
+	dnsviz_grok -r "$1.probe.json" -o "$1.grok.all.json" 2>>"$1.grok.err"
 	jq -r '
 		([paths(type == "object" and has("status")) as $p | "\($p | map(tostring) | join("/")) \(getpath($p).status)"] | .[]),
 		(to_entries[] | select(.value | type == "object") | (.value.queries // {}) | to_entries[]
 		 | "\(.key) \(.value | keys | join(","))")
 		' "$1.grok.all.json" | sed -E "$RANDOM_LABEL" | sort -u >"$1.dnsviz.status"
+}
+
+# dnsviz grok -t checks that pygraphviz >= 1.3 is installed by importing
+# pygraphviz.release, which pygraphviz 1.7 (Debian 12) no longer has: dnsviz
+# 0.9.4 then refuses to run. Give it the version it looks for.
+dnsviz_grok() {
+	in_ns /usr/bin/python3 -c '
+import runpy, sys, types
+import pygraphviz
+if not hasattr(pygraphviz, "release"):
+    m = types.ModuleType("pygraphviz.release")
+    m.version = pygraphviz.__version__
+    sys.modules["pygraphviz.release"] = pygraphviz.release = m
+sys.argv[0] = "/usr/bin/dnsviz"
+runpy.run_path("/usr/bin/dnsviz", run_name="__main__")
+' grok "$@"
 }
 
 # dnsviz asks for a random name under each zone: name it the same every run.
@@ -214,7 +252,9 @@ for signed in $(variants_for); do
 	for variant in file multivalue; do
 		out="$TMP/$label.$variant"
 		corefile "$variant" "$signed" >"$out.Corefile"
-		start_coredns "$out.Corefile"
+		want=12
+		[ "$variant" = file ] || want=8 # max_answers
+		start_coredns "$out.Corefile" "$want"
 		echo "== $label $variant: zonemaster-cli --test nameserver" >&2
 		run_zonemaster "$out" "$signed"
 		echo "== $label $variant: dnsviz probe + grok" >&2
