@@ -494,6 +494,15 @@ func TestHostileHostNames(t *testing.T) {
 	}))
 	defer web.Close()
 	_, port := hostPort(t, web.URL)
+	ca := hcNewCA(t, "Test CA")
+	caFile := writeCertPEM(t, ca.cert.Raw)
+	tlsWeb := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte("SNI " + r.TLS.ServerName))
+	}))
+	tlsWeb.TLS = &tls.Config{Certificates: []tls.Certificate{ca.leaf(t, time.Now().Add(-time.Hour), time.Now().Add(time.Hour), "up.example.org")}}
+	tlsWeb.StartTLS()
+	defer tlsWeb.Close()
+	_, tlsPort := hostPort(t, tlsWeb.URL)
 	answering := hcStartDNS(t, map[string]string{"up.example.org.": "127.0.0.1"}, false)
 	silent := hcStartDNS(t, nil, true)
 	tests := []struct {
@@ -507,6 +516,7 @@ func TestHostileHostNames(t *testing.T) {
 	}{
 		{"resolves, http", answering, "up.example.org", []func(*checkTemplate){withMatch(fmt.Sprintf("host up.example.org:%d", port))}, true, "status 200, body matches", false},
 		{"resolves, tcp", answering, "up.example.org", []func(*checkTemplate){withProtocol(protoTCP)}, true, "connected", false},
+		{"resolves, https, tls_verify: SNI and the certificate name the host", answering, "up.example.org", []func(*checkTemplate){withProtocol(protoHTTPS), withTLSVerify(t, caFile), withMatch("SNI up.example.org")}, true, "status 200, body matches", false},
 		{"NXDOMAIN, http", answering, "down.example.org", nil, false, "no such host down.example.org", false},
 		{"NXDOMAIN, tcp", answering, "down.example.org", []func(*checkTemplate){withProtocol(protoTCP)}, false, "no such host down.example.org", false},
 		{"DNS server silent, http", silent, "up.example.org", nil, false, "timeout after 300ms", true},
@@ -517,6 +527,9 @@ func TestHostileHostNames(t *testing.T) {
 			hcUseResolver(t, tc.dns)
 			before := tc.dns.queries.Load()
 			spec := hcSpec(tc.host, port, timeoutFor(tc.reason, tc.opts)...)
+			if spec.protocol == protoHTTPS {
+				spec = hcSpec(tc.host, tlsPort, timeoutFor(tc.reason, tc.opts)...)
+			}
 			base := runtime.NumGoroutine()
 			ok, reason, took := hcProbe(spec)
 			t.Logf("%v %q after %v", ok, reason, took.Round(time.Millisecond))

@@ -232,6 +232,27 @@ func TestHTTPProbeRequest(t *testing.T) {
 	}
 }
 
+// TestHTTPProbeIPv6: an IPv6 target is bracketed in the Host header.
+func TestHTTPProbeIPv6(t *testing.T) {
+	ln, err := net.Listen("tcp", "[::1]:0")
+	if err != nil {
+		t.Skipf("no IPv6 loopback: %v", err)
+	}
+	got := make(chan string, 1)
+	srv := &httptest.Server{Listener: ln, Config: &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got <- r.Host
+	})}}
+	srv.Start()
+	defer srv.Close()
+	_, port := hostPort(t, ln.Addr().String())
+	if ok, reason, _ := hcProbe(hcSpec("::1", port)); !ok {
+		t.Fatalf("probe of [::1]:%d failed: %s", port, reason)
+	}
+	if h, want := <-got, net.JoinHostPort("::1", strconv.Itoa(port)); h != want {
+		t.Errorf("Host = %q, want %q", h, want)
+	}
+}
+
 // TestHTTPProbeDefaultHost: the Host header and URL on the protocol's default
 // port, where no test can listen: no :PORT then, IPv6 in brackets.
 func TestHTTPProbeDefaultHost(t *testing.T) {
