@@ -14,8 +14,16 @@ import (
 // once.
 func pick(qname string, from []dns.RR, k int, sorted bool) []dns.RR {
 	n := len(from)
-	var buf [maxMaxAnswers]int32 // on the stack: the picked indices
+	// The picked indices, on the stack for up to the default max_answers.
+	// The buffer is kept small on purpose: miekg/dns serves each UDP query
+	// on a new goroutine with a small stack, and a frame of max_answers'
+	// limit (1 KB) made that stack grow, and be copied, on every query,
+	// which cost more than an allocation.
+	var buf [defaultMaxAnswers]int32
 	idx := buf[:0]
+	if m := min(n, k); m > len(buf) {
+		idx = make([]int32, 0, m)
+	}
 	if n <= k {
 		for i := range n {
 			idx = append(idx, int32(i))
