@@ -395,6 +395,12 @@ func hostileCases(t *testing.T) []hostileCase {
 			opts: []func(*checkTemplate){withMatch("GO")}, reason: "body does not match"},
 		{name: "endless body, without match", target: raw(endless),
 			ok: true, reason: "status 200"},
+		{name: "endless 1xx informational responses",
+			target: raw(hcWriteForever("", "HTTP/1.1 102 Processing\r\n\r\n", time.Millisecond)),
+			reason: "timeout after 300ms"}, // each 1xx counts against the 64 KiB of headers
+		{name: "a flood of 1xx informational responses",
+			target: raw(hcWriteForever("", strings.Repeat("HTTP/1.1 102 Processing\r\n\r\n", 1000), 0)),
+			reason: "server response headers exceeded 65536 bytes; aborted"},
 		{name: "10 MiB of headers", target: raw(hcHugeHeaders),
 			reason: "server response headers exceeded 65536 bytes; aborted"},
 		{name: "not HTTP", target: raw(hcGarbage),
