@@ -16,10 +16,11 @@ const maxFirstDelay = 2 * time.Second
 // it shuts down the old one, so checks are counted: a check both use lives on
 // with its status, a check only the old one used stops when it shuts down.
 //
-// One scheduler goroutine walks a heap of due times and starts each probe in
-// its own goroutine; with at most one probe in flight per check, the number of
-// goroutines is bounded by the number of distinct checks (and in practice by
-// probes per second times probe latency).
+// One scheduler goroutine walks a heap of due times and hands each probe to
+// an idle worker goroutine, or starts a new worker when none is idle; with at
+// most one probe in flight per check, the number of workers is bounded by the
+// number of distinct checks (and in practice by probes per second times probe
+// latency, plus those idle for less than workerIdle).
 type registry struct {
 	mu     sync.Mutex
 	checks map[checkKey]*check
@@ -37,11 +38,16 @@ type registry struct {
 // while the last one is still ending; each has its own channels and probes,
 // and an ending one dispatches nothing more.
 type scheduler struct {
-	wake   chan struct{} // a check was added: recompute the next due time
-	stop   chan struct{} // closed, under the registry's mu, to end the goroutine
-	done   chan struct{} // closed when the goroutine has ended
-	probes sync.WaitGroup
+	wake   chan struct{}  // a check was added: recompute the next due time
+	stop   chan struct{}  // closed, under the registry's mu, to end the goroutine
+	done   chan struct{}  // closed when the goroutine has ended
+	work   chan *check    // a probe for an idle worker
+	probes sync.WaitGroup // the workers
 }
+
+// workerIdle is how long a probe worker waits for its next probe before it
+// ends.
+const workerIdle = 5 * time.Second
 
 var checks = &registry{checks: map[checkKey]*check{}, byProbe: map[checkKey]*check{}}
 
@@ -85,6 +91,7 @@ func (r *registry) acquire(s *checkSpec) *check {
 				wake: make(chan struct{}, 1),
 				stop: make(chan struct{}),
 				done: make(chan struct{}),
+				work: make(chan *check),
 			}
 			go r.schedule(r.sched)
 		}
@@ -131,8 +138,8 @@ func (r *registry) release(c *check) {
 	r.mu.Unlock()
 	<-sc.done
 	// No probe of sc starts after stop is closed (dispatch checks it under
-	// the lock), and the running ones have their contexts cancelled, so
-	// they end promptly.
+	// the lock), the running ones have their contexts cancelled, so they
+	// end promptly, and idle workers end on stop.
 	sc.probes.Wait()
 }
 
@@ -173,11 +180,12 @@ func (r *registry) dispatch(sc *scheduler, now time.Time) (wait time.Duration, s
 		// A probe still in flight (only when the machine is overloaded:
 		// timeout < interval) makes this round skip; never two at once.
 		if c.inflight.CompareAndSwap(false, true) {
-			sc.probes.Add(1)
-			go func() {
-				defer sc.probes.Done()
-				c.run()
-			}()
+			select {
+			case sc.work <- c: // an idle worker takes it
+			default:
+				sc.probes.Add(1)
+				go sc.worker(c)
+			}
 		}
 		c.next = c.next.Add(jittered(c.spec.interval))
 		if c.next.Before(now) { // fell far behind: don't burst to catch up
@@ -186,6 +194,28 @@ func (r *registry) dispatch(sc *scheduler, now time.Time) (wait time.Duration, s
 		heap.Fix(&r.queue, 0)
 	}
 	return time.Hour, false
+}
+
+// worker runs c's probe, then the probes dispatch hands it, until it has been
+// idle for workerIdle or the scheduler ends. Workers are reused rather than
+// one goroutine started per probe because a dial needs a deeper stack than a
+// new goroutine has: with a fresh goroutine every probe grew and copied its
+// stack. The number of workers follows the number of probes in flight.
+func (sc *scheduler) worker(c *check) {
+	defer sc.probes.Done()
+	idle := time.NewTimer(workerIdle)
+	defer idle.Stop()
+	for {
+		c.run()
+		idle.Reset(workerIdle)
+		select {
+		case c = <-sc.work:
+		case <-idle.C:
+			return
+		case <-sc.stop:
+			return
+		}
+	}
 }
 
 // jittered is d plus or minus up to a tenth of d, at random.
