@@ -3,6 +3,7 @@ package multivalue
 import (
 	"crypto/x509"
 	"fmt"
+	"io"
 	"os"
 	"strconv"
 	"strings"
@@ -358,8 +359,25 @@ func statusOK(rs []statusRange, code int) bool {
 	return false
 }
 
+// maxCAFile bounds what loadCAFile reads: a CA bundle is a few hundred KiB.
+const maxCAFile = 16 << 20
+
 func loadCAFile(path string) (*x509.CertPool, error) {
-	pem, err := os.ReadFile(path)
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	// Not /dev/zero, a FIFO or a directory: those would hang or fail setup
+	// with a less helpful message.
+	if fi, err := f.Stat(); err != nil {
+		return nil, err
+	} else if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file", path)
+	} else if fi.Size() > maxCAFile {
+		return nil, fmt.Errorf("%s is larger than %d MiB", path, maxCAFile>>20)
+	}
+	pem, err := io.ReadAll(io.LimitReader(f, maxCAFile))
 	if err != nil {
 		return nil, err
 	}

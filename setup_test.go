@@ -22,10 +22,10 @@ import (
 
 // testCAFiles writes a valid PEM CA certificate and a file that holds none,
 // and returns input with CA_FILE, BAD_CA_FILE and MISSING_CA_FILE replaced by
-// their paths.
+// their paths, and CA_DIR by a directory.
 func testCAFiles(t *testing.T, input string) string {
 	t.Helper()
-	if !strings.Contains(input, "CA_FILE") {
+	if !strings.Contains(input, "CA_") {
 		return input
 	}
 	dir := t.TempDir()
@@ -54,7 +54,7 @@ func testCAFiles(t *testing.T, input string) string {
 	if err := os.WriteFile(bad, []byte("this is not a certificate\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	r := strings.NewReplacer("MISSING_CA_FILE", filepath.Join(dir, "missing.pem"), "BAD_CA_FILE", bad, "CA_FILE", good)
+	r := strings.NewReplacer("MISSING_CA_FILE", filepath.Join(dir, "missing.pem"), "BAD_CA_FILE", bad, "CA_FILE", good, "CA_DIR", dir)
 	return r.Replace(input)
 }
 
@@ -397,6 +397,13 @@ multivalue example.org {
     }
     records www A 127.0.0.1
 }`, 4, "holds no PEM certificate"},
+		{"tls_verify with a directory", `multivalue example.org {
+    health_check web {
+        protocol https
+        tls_verify CA_DIR
+    }
+    records www A 127.0.0.1
+}`, 4, "is not a regular file"},
 		{"tls_verify with two files", `multivalue example.org {
     health_check web {
         protocol https

@@ -1,0 +1,133 @@
+package multivalue
+
+import (
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/coredns/caddy"
+	"github.com/miekg/dns"
+)
+
+// errLine reads the line an error names; every parse error must name one.
+var errLine = regexp.MustCompile(`^Testfile:(\d+) - `)
+
+// FuzzParse feeds arbitrary Corefile text to the parser. It must never panic
+// or hang; an error must name a line of the input; a config it accepts must
+// hold what the handler relies on.
+func FuzzParse(f *testing.F) {
+	for _, seed := range []string{
+		"multivalue example.org {\n    records www A 127.0.0.1\n}",
+		"multivalue {\n    records www A 127.0.0.1 127.0.0.2\n}",
+		"multivalue . {\n    records @ TXT \"v=spf1 -all\" two\n}",
+		"multivalue example.org {\n    health_check web { port 8080 }\n    records www A {\n        health_check web\n        127.0.0.1 { target 127.0.0.1:8081 }\n    }\n}",
+		"multivalue example.org {\n    records _s._tcp SRV \"10 10 5060 sip\" {\n        health_check db\n    }\n    health_check db {\n        protocol tcp\n        interval 1s\n        timeout 500ms\n    }\n}",
+		"multivalue example.org example.net {\n    ttl 30\n    max_answers 2\n    all_unhealthy fallthrough\n    fallthrough example.net\n    records www.example.net. MX {\n        10 mail.example.net.\n        20 MAIL.example.net.\n    }\n}",
+		"multivalue 127.0.0.0/8 {\n    records 1.0.0 PTR localhost.\n    records x TYPE65280 \"\\# 2 abcd\"\n}",
+		"multivalue example.org {\n    health_check h {\n        protocol https\n        status 200 300-399\n        match ok\n        invert\n        tls_verify\n    }\n    records v6 AAAA ::1 { ::2 { health_check h } }\n}",
+	} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, input string) {
+		c := caddy.NewTestController("dns", input)
+		c.ServerBlockKeys = []string{"example.org:53"}
+		cfg, err := parse(c)
+		if err != nil {
+			m := errLine.FindStringSubmatch(err.Error())
+			if m == nil {
+				t.Fatalf("error names no line: %v", err)
+			}
+			// A quoted token may hold line breaks, so the count is a bound.
+			if n, _ := strconv.Atoi(m[1]); n < 1 || n > strings.Count(input, "\n")+1 {
+				t.Fatalf("error names line %d of a %d-line input: %v", n, strings.Count(input, "\n")+1, err)
+			}
+			return
+		}
+		if cfg == nil {
+			// No multivalue token at all (empty or comment-only input):
+			// setup is never called for that in CoreDNS.
+			if strings.TrimSpace(stripComments(input)) != "" {
+				t.Fatalf("no config and no error for %q", input)
+			}
+			return
+		}
+		checkConfig(t, cfg)
+	})
+}
+
+// stripComments drops what the Corefile lexer treats as comments.
+func stripComments(s string) string {
+	var b strings.Builder
+	for _, line := range strings.Split(s, "\n") {
+		line, _, _ = strings.Cut(line, "#")
+		b.WriteString(line)
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
+
+// checkConfig fails t when cfg breaks an invariant the handler relies on.
+func checkConfig(t *testing.T, cfg *config) {
+	t.Helper()
+	if len(cfg.zones) == 0 {
+		t.Fatal("no zones")
+	}
+	if len(cfg.sets) == 0 {
+		t.Fatal("no record set")
+	}
+	if cfg.maxAnswers < 1 || cfg.maxAnswers > maxMaxAnswers {
+		t.Fatalf("max_answers %d", cfg.maxAnswers)
+	}
+	seen := map[string]bool{}
+	for _, s := range cfg.sets {
+		if len(s.values) == 0 {
+			t.Fatalf("%s %s has no value", s.name, s.typeName)
+		}
+		if s.name != strings.ToLower(s.name) || !dns.IsFqdn(s.name) {
+			t.Fatalf("name %q is not lower case and fully qualified", s.name)
+		}
+		// Every name lies in its zone, which is one of the zones, and the
+		// zone is a suffix of it as text (the handler compares strings).
+		inZone := dns.IsSubDomain(s.zone, s.name) && strings.HasSuffix(s.name, s.zone) &&
+			(s.zone == "." || len(s.name) == len(s.zone) || s.name[len(s.name)-len(s.zone)-1] == '.')
+		if !slices.Contains(cfg.zones, s.zone) || !inZone {
+			t.Fatalf("%s is not in its zone %q (zones %v)", s.name, s.zone, cfg.zones)
+		}
+		// The handler walks label by label from every name up to its zone:
+		// it must get there.
+		for name := s.name; name != s.zone; {
+			if name == "." {
+				t.Fatalf("walking up from %s never reaches its zone %s", s.name, s.zone)
+			}
+			if off, end := dns.NextLabel(name, 0); end {
+				name = "."
+			} else {
+				name = name[off:]
+			}
+		}
+		k := s.name + " " + s.typeName
+		if seen[k] {
+			t.Fatalf("%s held twice", k)
+		}
+		seen[k] = true
+		texts := map[string]bool{}
+		for _, v := range s.values {
+			h := v.rr.Header()
+			if h.Name != s.name || h.Rrtype != s.qtype || h.Class != dns.ClassINET {
+				t.Fatalf("value %q has header %v in set %s %s", v.text, h, s.name, s.typeName)
+			}
+			if texts[v.text] {
+				t.Fatalf("%s holds %q twice", k, v.text)
+			}
+			texts[v.text] = true
+			if sp := v.spec; sp != nil {
+				if sp.host == "" || sp.port < 1 || sp.port > 65535 || sp.timeout >= sp.interval ||
+					sp.failureThreshold < 1 || sp.failureThreshold > 10 || sp.successThreshold < 1 || sp.successThreshold > 10 {
+					t.Fatalf("value %q of %s has a bad check %+v", v.text, k, sp)
+				}
+			}
+		}
+	}
+}
