@@ -162,14 +162,20 @@ func (m *Multivalue) stop() error {
 	return nil
 }
 
-// Ready implements ready.Readiness: ready once every check has a first result.
+// Ready implements ready.Readiness: ready once every running check, of every
+// server block, has a first result. The ready plugin keeps one Readiness per
+// plugin name, so with multivalue in several server blocks it asks only one
+// of them: each must answer for all.
 func (m *Multivalue) Ready() bool {
 	m.life.mu.Lock()
-	defer m.life.mu.Unlock()
-	if !m.life.started || m.life.stopped {
+	running := m.life.started && !m.life.stopped
+	m.life.mu.Unlock()
+	if !running {
 		return false
 	}
-	for _, c := range m.life.checks {
+	checks.mu.Lock()
+	defer checks.mu.Unlock()
+	for _, c := range checks.checks {
 		if !c.hasResult.Load() {
 			return false
 		}

@@ -17,12 +17,9 @@ import (
 
 // TestReadyPlugin runs CoreDNS with the ready plugin: /ready answers 503 while
 // a check waits for its first result, however long its backend takes, and
-// 200 once every check has one.
+// 200 once every check has one, in whatever server block.
 func TestReadyPlugin(t *testing.T) {
-	fast := newBackend(t, "127.0.0.1")
-	slow := newGatedBackend(t, "127.0.0.5")
-	readyAddr := "127.0.0.1:" + freePort(t)
-	startCoreDNS(t, fmt.Sprintf(`example.org:0 {
+	const block = `%s:0 {
     bind 127.0.0.1
     ready %s
     multivalue {
@@ -32,48 +29,73 @@ func TestReadyPlugin(t *testing.T) {
         }
         records www A {
             health_check web
-            127.0.0.1 {
-                target %s
-            }
-            127.0.0.5 {
-                target %s
-            }
+%s
         }
     }
-}`, readyAddr, fast.addr, slow.addr))
+}
+`
+	value := func(ip, target string) string { return ip + " {\ntarget " + target + "\n}\n" }
+	tests := []struct {
+		name     string
+		corefile func(readyAddr, fast, slow string) string
+	}{
+		{
+			name: "one server block",
+			corefile: func(readyAddr, fast, slow string) string {
+				return fmt.Sprintf(block, "example.org", readyAddr, value("127.0.0.1", fast)+value("127.0.0.5", slow))
+			},
+		},
+		{
+			// The ready plugin asks one multivalue of the two: the
+			// one whose checks are done must not answer for both.
+			name: "two server blocks",
+			corefile: func(readyAddr, fast, slow string) string {
+				return fmt.Sprintf(block, "example.org", readyAddr, value("127.0.0.5", slow)) +
+					fmt.Sprintf(block, "example.net", readyAddr, value("127.0.0.1", fast))
+			},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			fast := newBackend(t, "127.0.0.1")
+			slow := newGatedBackend(t, "127.0.0.5")
+			readyAddr := "127.0.0.1:" + freePort(t)
+			startCoreDNS(t, tc.corefile(readyAddr, fast.addr, slow.addr))
 
-	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
-	defer client.CloseIdleConnections()
-	get := func() (int, string) {
-		t.Helper()
-		resp, err := client.Get("http://" + readyAddr + "/ready")
-		if err != nil {
-			t.Fatalf("GET /ready: %v", err)
-		}
-		defer resp.Body.Close()
-		body, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(body)
-	}
+			client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+			defer client.CloseIdleConnections()
+			get := func() (int, string) {
+				t.Helper()
+				resp, err := client.Get("http://" + readyAddr + "/ready")
+				if err != nil {
+					t.Fatalf("GET /ready: %v", err)
+				}
+				defer resp.Body.Close()
+				body, _ := io.ReadAll(resp.Body)
+				return resp.StatusCode, string(body)
+			}
 
-	if code, body := get(); code != http.StatusServiceUnavailable {
-		t.Fatalf("/ready right after start: %d %q, want 503", code, body)
-	}
-	// The slow backend holds its first probe; the fast one answers.
-	select {
-	case <-slow.arrived:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the first probe of the slow backend never arrived")
-	}
-	waitChecks(t, func(c *check) bool { return c.target != slow.addr })
-	if code, body := get(); code != http.StatusServiceUnavailable || !strings.Contains(body, "multivalue") {
-		t.Fatalf("/ready with one first result pending: %d %q, want 503 naming multivalue", code, body)
-	}
+			if code, body := get(); code != http.StatusServiceUnavailable {
+				t.Fatalf("/ready right after start: %d %q, want 503", code, body)
+			}
+			// The slow backend holds its first probe; the fast one answers.
+			select {
+			case <-slow.arrived:
+			case <-time.After(10 * time.Second):
+				t.Fatal("the first probe of the slow backend never arrived")
+			}
+			waitChecks(t, func(c *check) bool { return c.target != slow.addr })
+			if code, body := get(); code != http.StatusServiceUnavailable || !strings.Contains(body, "multivalue") {
+				t.Fatalf("/ready with one first result pending: %d %q, want 503 naming multivalue", code, body)
+			}
 
-	slow.open()
-	ok := eventually(10*time.Second, func() bool { code, _ := get(); return code == http.StatusOK })
-	if !ok {
-		code, body := get()
-		t.Fatalf("/ready after every first result: %d %q, want 200", code, body)
+			slow.open()
+			ok := eventually(10*time.Second, func() bool { code, _ := get(); return code == http.StatusOK })
+			if !ok {
+				code, body := get()
+				t.Fatalf("/ready after every first result: %d %q, want 200", code, body)
+			}
+		})
 	}
 }
 
