@@ -225,13 +225,14 @@ func parseRecords(c *parser, zones []string) (*rawSet, error) {
 	if len(args) < 2 {
 		return nil, c.Err("records needs a NAME and a TYPE")
 	}
+	// On the records line, even when a quoted NAME spans lines.
 	name, err := qualify(args[0], zones)
 	if err != nil {
-		return nil, c.Errf("records %s: %v", args[0], err)
+		return nil, errAt(c, line, "records %s: %v", args[0], err)
 	}
 	qtype, err := parseType(args[1])
 	if err != nil {
-		return nil, c.Errf("records %s: %v", args[0], err)
+		return nil, errAt(c, line, "records %s: %v", args[0], err)
 	}
 	rs := &rawSet{name: name, qtype: qtype, ttl: -1, line: line}
 	for _, tok := range args[2:] {
@@ -376,15 +377,19 @@ func errAt(c *parser, line int, format string, args ...any) error {
 // does) any that is not a domain name.
 func normalizeZones(args []string) ([]string, error) {
 	var zones []string
-	for _, z := range args {
+	for _, arg := range args {
 		var nz []string
-		if _, ok := dns.IsDomainName(z); ok && !strings.Contains(z, "://") {
-			nz = plugin.Host(z).NormalizeExact()
+		if _, ok := dns.IsDomainName(arg); ok && !strings.Contains(arg, "://") && !hasZoneFileSyntax(arg) {
+			nz = plugin.Host(arg).NormalizeExact()
 		}
 		if len(nz) == 0 {
-			return nil, fmt.Errorf("invalid zone %q", z)
+			return nil, fmt.Errorf("invalid zone %q", arg)
 		}
 		for _, z := range nz {
+			z, ok := canonicalName(z)
+			if !ok {
+				return nil, fmt.Errorf("invalid zone %q", arg)
+			}
 			if !slices.Contains(zones, z) {
 				zones = append(zones, z)
 			}
@@ -410,14 +415,43 @@ func qualify(name string, zones []string) (string, error) {
 			name = name[:len(name)-1]
 		}
 	}
-	if _, ok := dns.IsDomainName(name); !ok {
+	if _, ok := dns.IsDomainName(name); !ok || hasZoneFileSyntax(name) {
 		return "", fmt.Errorf("invalid name")
 	}
-	name = dns.CanonicalName(name)
+	name, ok := canonicalName(name)
+	if !ok {
+		return "", fmt.Errorf("invalid name")
+	}
 	if plugin.Zones(zones).Matches(name) == "" {
 		return "", fmt.Errorf("%s is not in the zones %s", name, strings.Join(zones, " "))
 	}
 	return name, nil
+}
+
+// canonicalName spells name as a query's name arrives from the wire, in lower
+// case: `\065.example.org` and `A.example.org` are both `a.example.org.`.
+func canonicalName(name string) (string, bool) {
+	buf := make([]byte, 256)
+	off, err := dns.PackDomainName(dns.Fqdn(name), buf, 0, nil, false)
+	if err != nil {
+		return "", false
+	}
+	n, _, err := dns.UnpackDomainName(buf[:off], 0)
+	if err != nil {
+		return "", false
+	}
+	return strings.ToLower(n), true
+}
+
+// hasZoneFileSyntax reports whether a name holds characters that zone-file
+// text gives a meaning (blanks, quotes, comments, parentheses) or control
+// characters: dns.IsDomainName lets them through, and the name would not
+// survive the zone-file line the values are parsed from. Escapes (\032) can
+// still write any byte.
+func hasZoneFileSyntax(s string) bool {
+	return strings.ContainsFunc(s, func(r rune) bool {
+		return r <= ' ' || r == 0x7f || r == '"' || r == ';' || r == '(' || r == ')'
+	})
 }
 
 // parseType reads a record type mnemonic (or TYPEnnn) and rejects the types a

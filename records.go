@@ -159,6 +159,18 @@ func newRR(name string, ttl uint32, qtype uint16, zone string, tokens []string) 
 	if _, more := zp.Next(); more {
 		return nil, fmt.Errorf("more than one record")
 	}
+	if strings.HasPrefix(tokens[0], `\#`) && !strs {
+		// miekg/dns turns generic RDATA of a known type into that type
+		// without checking it: `A "\# 0"` is an A record with no address.
+		// Accept it only when it makes a value the type's own syntax would.
+		if _, err := dns.NewRR(rr.String()); err != nil {
+			return nil, fmt.Errorf("not a valid %s value: the generic RDATA does not decode to one", typeString(qtype))
+		}
+	}
+	// Every answer must be able to carry it.
+	if _, err := dns.PackRR(rr, make([]byte, dns.MaxMsgSize), 0, nil, false); err != nil {
+		return nil, fmt.Errorf("not a valid %s value: %v", typeString(qtype), err)
+	}
 	return rr, nil
 }
 

@@ -519,6 +519,27 @@ multivalue example.org {
 		{"name invalid", `multivalue example.org {
     records www..x A 127.0.0.1
 }`, 2, "invalid name"},
+		{"name with a blank", `multivalue example.org {
+    records "www 60 IN A" A 127.0.0.1
+}`, 2, "invalid name"},
+		{"name with a line break", `multivalue example.org {
+    records "www.example.org.
+" A 127.0.0.1
+}`, 2, "invalid name"},
+		{"zone with a blank", `multivalue "example.org www" {
+    records www.example.org. A 127.0.0.1
+}`, 1, `invalid zone "example.org www"`},
+		{"generic RDATA that is no A", `multivalue example.org {
+    records www A "\# 0"
+}`, 2, `value "\\# 0": not a valid A value: the generic RDATA does not decode to one`},
+		{"generic RDATA that is no MX", `multivalue example.org {
+    records @ MX {
+        \# 2 000a
+    }
+}`, 3, "not a valid MX value"},
+		{"value too large for a message", `multivalue example.org {
+    records www TXT ` + strings.Repeat("x", 70000) + `
+}`, 2, "not a valid TXT value"},
 		{"same NAME and TYPE twice", `multivalue example.org {
     records www A 127.0.0.1
     records mail A 127.0.0.1
@@ -955,6 +976,23 @@ func TestParse(t *testing.T) {
 				"gen.example.org. TYPE65280 ttl=60", `  \# 2 abcd`,
 				"caa.example.org. CAA ttl=60", `  0 issue "ca.example.net"`,
 			},
+		},
+		{
+			name: "escaped names as a query spells them",
+			input: `multivalue ex\097mple.ORG {
+    records \065 A 127.0.0.1
+    records b\.c A "\# 4 7f000002"
+}`,
+			want: []string{"a.example.org. A ttl=60", "  127.0.0.1", `b\.c.example.org. A ttl=60`, "  127.0.0.2"},
+		},
+		{
+			name: "quoted strings of a multi-string type",
+			input: `multivalue example.org {
+    records www HINFO {
+        "Intel x86" Linux
+    }
+}`,
+			want: []string{"www.example.org. HINFO ttl=60", `  "Intel x86" "Linux"`},
 		},
 		{
 			name: "check defaults",
