@@ -42,6 +42,7 @@ var (
 const (
 	dnsPort     = 15453
 	metricsPort = 15491
+	pprofPort   = 15492
 	backendPort = 18091
 	qname       = "www.example.org."
 )
@@ -110,7 +111,7 @@ func pinSelf() {
 
 func corefile(checks bool, gen int) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "example.org:%d {\n bind 127.0.0.1\n prometheus 127.0.0.1:%d\n multivalue {\n", dnsPort, metricsPort)
+	fmt.Fprintf(&b, "example.org:%d {\n bind 127.0.0.1\n prometheus 127.0.0.1:%d\n pprof 127.0.0.1:%d\n multivalue {\n", dnsPort, metricsPort, pprofPort)
 	fmt.Fprintf(&b, "  health_check tcp {\n   protocol tcp\n   port %d\n   interval %s\n   timeout 2s\n  }\n", backendPort, *interval)
 	fmt.Fprintf(&b, "  records marker TXT gen-%d\n", gen)
 	b.WriteString("  records www A {\n")
@@ -127,11 +128,13 @@ func corefile(checks bool, gen int) string {
 type result struct {
 	checks     bool
 	start      time.Duration   // process start to first answer
+	startCPU   float64         // CPU seconds CoreDNS used until then
 	reloads    []time.Duration // SIGUSR1 to the new config answering
 	qps        float64
 	latency    time.Duration
-	rss        int64 // bytes, after the load
-	goroutines float64
+	rss        int64   // bytes, after the load
+	goroutines float64 // after the load
+	maxGor     int     // most seen during the load (sampled every 2 s)
 	probesPS   float64 // probes per second during the load
 	failures   float64 // failed probes during the load
 	cpu        float64 // CPU seconds of CoreDNS during the load
@@ -156,6 +159,7 @@ func round(dir string, checks bool) result {
 		benchkit.Fatalf("%v", err)
 	}
 	res.start = t.Sub(c.Start)
+	res.startCPU, _ = benchkit.CPUSeconds(c.Pid())
 
 	if checks {
 		// Let the first probes (spread over 2 s) finish, then time reloads
@@ -188,11 +192,23 @@ func round(dir string, checks bool) result {
 	}
 	cpu0, _ := benchkit.CPUSeconds(c.Pid())
 	t0 := time.Now()
+	sampling := make(chan int)
+	go func() { // sample the goroutines while dnsperf runs
+		most := 0
+		for time.Since(t0) < *duration {
+			time.Sleep(2 * time.Second)
+			if g, err := benchkit.Goroutines(fmt.Sprintf("http://127.0.0.1:%d", pprofPort)); err == nil {
+				most = max(most, g)
+			}
+		}
+		sampling <- most
+	}()
 	res.qps, res.latency, err = benchkit.Dnsperf(dir, addr, qname, *duration, 1)
 	if err != nil {
 		benchkit.Fatalf("%v", err)
 	}
 	elapsed := time.Since(t0)
+	res.maxGor = <-sampling
 	cpu1, _ := benchkit.CPUSeconds(c.Pid())
 	res.cpu = cpu1 - cpu0
 	after, err := benchkit.Scrape(metricsURL, names...)
@@ -204,11 +220,15 @@ func round(dir string, checks bool) result {
 	probes := after["coredns_multivalue_checks_total"] - before["coredns_multivalue_checks_total"]
 	res.probesPS = probes / elapsed.Seconds()
 	res.failures = after["coredns_multivalue_checks_total:failure"] - before["coredns_multivalue_checks_total:failure"]
-	log.Printf("checks %-5v start %v reloads %v qps %.0f latency %v rss %.0f MB goroutines %.0f probes/s %.0f failed probes %.0f cpu %.1fs",
-		checks, res.start.Round(time.Millisecond), roundAll(res.reloads), res.qps, res.latency.Round(time.Microsecond),
-		float64(res.rss)/(1<<20), res.goroutines, res.probesPS, res.failures, res.cpu)
+	log.Printf("checks %-5v start %v (%.2f CPU s) reloads %v qps %.0f latency %v rss %.0f MB goroutines %.0f (max %d) probes/s %.0f failed probes %.0f cpu %.1fs q/cpu-s %.0f",
+		checks, res.start.Round(time.Millisecond), res.startCPU, roundAll(res.reloads), res.qps, res.latency.Round(time.Microsecond),
+		float64(res.rss)/(1<<20), res.goroutines, res.maxGor, res.probesPS, res.failures, res.cpu, res.qpc())
 	return res
 }
+
+// qpc is queries answered per CPU second of CoreDNS: on a shared machine,
+// where CoreDNS does not always get its whole core, the cost per query.
+func (r result) qpc() float64 { return r.qps * duration.Seconds() / r.cpu }
 
 func roundAll(ds []time.Duration) []time.Duration {
 	out := make([]time.Duration, len(ds))
@@ -244,12 +264,17 @@ func report(off, on []result) {
 	fmt.Printf("\n%d values, TCP checks every %s (%.0f probes/s expected), %d rounds of %s, median:\n", *n, *interval, float64(*n)/interval.Seconds(), len(on), *duration)
 	fmt.Printf("  qps checks off        %.0f\n", qOff)
 	fmt.Printf("  qps checks on         %.0f  (ratio %.3f, drop %.1f%%)\n", qOn, qOn/qOff, 100*(1-qOn/qOff))
+	cOff, cOn := median(pick(off, result.qpc)), median(pick(on, result.qpc))
+	fmt.Printf("  queries per CPU s     off %.0f, on %.0f  (ratio %.3f, drop %.1f%%: the same, robust to a shared CPU)\n", cOff, cOn, cOn/cOff, 100*(1-cOn/cOff))
 	fmt.Printf("  probes/s achieved     %.0f  (failed probes during load: %.0f)\n", median(pick(on, func(r result) float64 { return r.probesPS })), median(pick(on, func(r result) float64 { return r.failures })))
 	fmt.Printf("  RSS checks on / off   %.0f MB / %.0f MB\n", float64(median(pick(on, func(r result) int64 { return r.rss })))/(1<<20), float64(median(pick(off, func(r result) int64 { return r.rss })))/(1<<20))
-	fmt.Printf("  goroutines on / off   %.0f / %.0f\n", median(pick(on, func(r result) float64 { return r.goroutines })), median(pick(off, func(r result) float64 { return r.goroutines })))
+	fmt.Printf("  goroutines on / off   %.0f / %.0f after the load; most seen during it %d / %d\n",
+		median(pick(on, func(r result) float64 { return r.goroutines })), median(pick(off, func(r result) float64 { return r.goroutines })),
+		slices.Max(pick(on, func(r result) int { return r.maxGor })), slices.Max(pick(off, func(r result) int { return r.maxGor })))
 	fmt.Printf("  CPU s on / off        %.1f / %.1f  (per %s of load)\n", median(pick(on, func(r result) float64 { return r.cpu })), median(pick(off, func(r result) float64 { return r.cpu })), *duration)
-	fmt.Printf("  start on / off        %v / %v  (process start to first answer)\n",
-		median(pick(on, func(r result) time.Duration { return r.start })).Round(time.Millisecond), median(pick(off, func(r result) time.Duration { return r.start })).Round(time.Millisecond))
+	fmt.Printf("  start on / off        %v / %v  (process start to first answer; CoreDNS CPU until then %.2f s / %.2f s)\n",
+		median(pick(on, func(r result) time.Duration { return r.start })).Round(time.Millisecond), median(pick(off, func(r result) time.Duration { return r.start })).Round(time.Millisecond),
+		median(pick(on, func(r result) float64 { return r.startCPU })), median(pick(off, func(r result) float64 { return r.startCPU })))
 	if len(reloads) > 0 {
 		fmt.Printf("  reload (checks kept)  median %v, max %v over %d  (SIGUSR1 to the new config answering)\n",
 			median(reloads).Round(time.Millisecond), slices.Max(reloads).Round(time.Millisecond), len(reloads))

@@ -187,13 +187,16 @@ type CoreDNS struct {
 }
 
 // Run starts bin with the Corefile text written to dir, pinned to cpu with
-// taskset when cpu >= 0. Its output goes to dir/coredns.log. Exit stops it.
+// taskset when cpu >= 0. Its output goes to dir/coredns-N.log. Exit stops it.
 func Run(bin, dir, corefile string, cpu int) (*CoreDNS, error) {
 	conf := filepath.Join(dir, "Corefile")
 	if err := os.WriteFile(conf, []byte(corefile), 0o644); err != nil {
 		return nil, err
 	}
-	logPath := filepath.Join(dir, "coredns.log")
+	cleanupMu.Lock()
+	logPath := filepath.Join(dir, fmt.Sprintf("coredns-%d.log", len(logs)+1))
+	logs = append(logs, logPath)
+	cleanupMu.Unlock()
 	lf, err := os.Create(logPath)
 	if err != nil {
 		return nil, err
@@ -212,9 +215,6 @@ func Run(bin, dir, corefile string, cpu int) (*CoreDNS, error) {
 		return nil, err
 	}
 	OnExit(c.Stop)
-	cleanupMu.Lock()
-	logs = append(logs, logPath)
-	cleanupMu.Unlock()
 	return c, nil
 }
 
@@ -271,7 +271,18 @@ func HasAnswer(r *dns.Msg) bool { return r.Rcode == dns.RcodeSuccess && len(r.An
 // Scrape reads a Prometheus text endpoint and sums the samples of each metric
 // whose name is asked for (over all label sets). The samples with the label
 // result="failure" are also summed under NAME+":failure".
-func Scrape(url string, names ...string) (map[string]float64, error) {
+func Scrape(url string, names ...string) (out map[string]float64, err error) {
+	// A loaded CoreDNS may cut a large scrape short: try again.
+	for range 3 {
+		if out, err = scrape(url, names); err == nil {
+			return out, nil
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	return nil, err
+}
+
+func scrape(url string, names []string) (map[string]float64, error) {
 	resp, err := http.Get(url)
 	if err != nil {
 		return nil, err
@@ -313,6 +324,26 @@ func Scrape(url string, names ...string) (map[string]float64, error) {
 	}
 	io.Copy(io.Discard, resp.Body)
 	return out, sc.Err()
+}
+
+// Goroutines reads the number of goroutines from the pprof plugin at base
+// (http://host:port).
+func Goroutines(base string) (int, error) {
+	resp, err := http.Get(base + "/debug/pprof/goroutine?debug=1")
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	line, err := bufio.NewReader(resp.Body).ReadString('\n')
+	if err != nil {
+		return 0, err
+	}
+	// "goroutine profile: total 42"
+	f := strings.Fields(line)
+	if len(f) == 0 {
+		return 0, fmt.Errorf("unexpected goroutine profile %q", line)
+	}
+	return strconv.Atoi(f[len(f)-1])
 }
 
 // RSS is the resident set size of pid in bytes, from /proc.
