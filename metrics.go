@@ -75,6 +75,17 @@ func releaseValueSeries(l valueLabel) {
 	transitionsTotal.DeletePartialMatch(prometheus.Labels{"name": l.name, "type": l.typ, "value": l.value})
 }
 
+// countTransition counts a change of status of a value, unless its series
+// are gone: a probe that finishes while the last instance using the value
+// shuts down must not bring back the series releaseValueSeries deleted.
+func countTransition(l valueLabel, to string) {
+	valueSeries.Lock()
+	defer valueSeries.Unlock()
+	if valueSeries.refs[l] > 0 {
+		transitionsTotal.WithLabelValues(l.name, l.typ, l.value, to).Inc()
+	}
+}
+
 // deleteCheckMetrics drops the series of a check nobody uses any more, unless
 // another running check shares them. checks_total and check_duration_seconds
 // are labelled by target and protocol only, so two checks that differ in

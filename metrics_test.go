@@ -486,3 +486,23 @@ func closedAddr(t *testing.T, ip string) string {
 	ln.Close()
 	return addr
 }
+
+// TestCountTransition: a transition counts while an instance exports the
+// value, and does not bring back the series of a value no instance has.
+func TestCountTransition(t *testing.T) {
+	l := valueLabel{"late.example.org.", "A", "127.0.0.1"}
+	series := labels{"name": l.name, "type": l.typ, "value": l.value, "to": "unhealthy"}
+	acquireValueSeries(l)
+	countTransition(l, "unhealthy")
+	if got, ok := scrape(t, "coredns_multivalue_transitions_total").one(series); !ok || got != 1 {
+		t.Fatalf("transition of a live value: %v (present %v), want 1", got, ok)
+	}
+	releaseValueSeries(l)
+	countTransition(l, "unhealthy") // a probe that ended after the shutdown
+	if got := scrape(t, "coredns_multivalue_transitions_total").match(labels{"name": l.name}); len(got) != 0 {
+		t.Errorf("a late transition brought back %v", got)
+	}
+	if got := scrape(t, "coredns_multivalue_healthy").match(labels{"name": l.name}); len(got) != 0 {
+		t.Errorf("released value still has %v", got)
+	}
+}
