@@ -91,7 +91,11 @@ corefile() { # corefile SCENARIO
 	esac
 }
 
-# run SCENARIO: one round; writes "qps latency_us" to $TMP/result.
+# cputicks PID: user + system CPU time of PID, in 1/100 s.
+cputicks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+# run SCENARIO: one round; writes "qps latency_us queries_per_cpu_second" to
+# $TMP/result.
 run() {
 	corefile "$1" >"$TMP/Corefile.$1"
 	taskset -c 0 "$TMP/coredns" -conf "$TMP/Corefile.$1" >"$TMP/coredns.$1.log" 2>&1 &
@@ -103,8 +107,10 @@ run() {
 	done
 	local answers=-
 	[ "$1" = whoami ] || answers=$(dig +short +tries=1 +time=1 -p "$PORT" @127.0.0.1 www.example.org A | grep -c '^127\.' || true)
-	local out
+	local out cpu0 cpu1
+	cpu0=$(cputicks "$COREDNS_PID")
 	out=$(taskset -c 1 dnsperf -s 127.0.0.1 -p "$PORT" -d "$TMP/queries" -l "$DURATION" -c 8 -q 200 -t 2 2>&1)
+	cpu1=$(cputicks "$COREDNS_PID")
 	# Health of the live checks while loaded: were all values still served?
 	local unhealthy=0
 	if [[ $1 == mv* ]]; then
@@ -113,40 +119,52 @@ run() {
 	kill "$COREDNS_PID"
 	wait "$COREDNS_PID" 2>/dev/null || true
 	COREDNS_PID=""
-	local qps lat noerror
+	local qps lat noerror qpc
 	qps=$(awk '/Queries per second:/ {print $4}' <<<"$out")
+	qpc=$(awk -v t=$((cpu1 - cpu0)) '/Queries completed:/ {printf "%.0f", $3 / (t / 100)}' <<<"$out")
 	lat=$(awk '/Average Latency/ {printf "%.0f", $4 * 1e6}' <<<"$out")
 	noerror=$(grep -o 'NOERROR [0-9]* ([0-9.]*%)' <<<"$out" | grep -o '([0-9.]*%)' || echo '(none)')
 	if [ -z "$qps" ]; then
 		echo "$1: dnsperf failed: $out" >&2
 		exit 1
 	fi
-	echo "$1 round: qps $qps latency ${lat}us answers $answers NOERROR $noerror unhealthy_transitions $unhealthy" >&2
-	echo "$qps $lat" >"$TMP/result"
+	echo "$1 round: qps $qps latency ${lat}us queries/cpu-s $qpc answers $answers NOERROR $noerror unhealthy_transitions $unhealthy" >&2
+	echo "$qps $lat $qpc" >"$TMP/result"
 }
 
 echo "www.example.org A" >"$TMP/queries"
 for _ in $(seq 50); do grep -q listening "$TMP/backends.log" 2>/dev/null && break; sleep 0.1; done
 
-declare -A QPS LAT
+declare -A QPS LAT QPC
 for ((r = 1; r <= ROUNDS; r++)); do
 	for s in "${SCENARIOS[@]}"; do
 		run "$s"
-		read -r q l <"$TMP/result"
+		read -r q l c <"$TMP/result"
 		QPS[$s]="${QPS[$s]:-} $q"
 		LAT[$s]="${LAT[$s]:-} $l"
+		QPC[$s]="${QPC[$s]:-} $c"
 	done
 done
 
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
 
-base=""
-[ -n "${QPS[whoami]:-}" ] && base=$(median <<<"${QPS[whoami]}")
-printf '\n%-10s %10s %12s %8s   %s\n' scenario qps latency_us ratio "rounds (qps)"
+# qps: queries per second with CoreDNS on its core. q/cpu-s: queries per CPU
+# second of CoreDNS, the same measure when CoreDNS gets its whole core, and
+# the robust one when other work shares that core.
+base="" cbase=""
+if [ -n "${QPS[whoami]:-}" ]; then
+	base=$(median <<<"${QPS[whoami]}")
+	cbase=$(median <<<"${QPC[whoami]}")
+fi
+printf '\n%-10s %9s %8s %7s %10s %7s   %s\n' scenario qps lat_us ratio q/cpu-s ratio "rounds (qps)"
 for s in "${SCENARIOS[@]}"; do
 	q=$(median <<<"${QPS[$s]}")
 	l=$(median <<<"${LAT[$s]}")
-	ratio="-"
-	[ -n "$base" ] && ratio=$(awk -v q="$q" -v b="$base" 'BEGIN {printf "%.3f", q / b}')
-	printf '%-10s %10.0f %12.0f %8s  %s\n' "$s" "$q" "$l" "$ratio" "${QPS[$s]}"
+	c=$(median <<<"${QPC[$s]}")
+	ratio="-" cratio="-"
+	if [ -n "$base" ]; then
+		ratio=$(awk -v q="$q" -v b="$base" 'BEGIN {printf "%.3f", q / b}')
+		cratio=$(awk -v q="$c" -v b="$cbase" 'BEGIN {printf "%.3f", q / b}')
+	fi
+	printf '%-10s %9.0f %8.0f %7s %10.0f %7s  %s\n' "$s" "$q" "$l" "$ratio" "$c" "$cratio" "$(awk '{for (i = 1; i <= NF; i++) printf " %.0f", $i}' <<<"${QPS[$s]}")"
 done
