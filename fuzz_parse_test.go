@@ -1,6 +1,7 @@
 package multivalue
 
 import (
+	"net"
 	"regexp"
 	"slices"
 	"strconv"
@@ -113,7 +114,7 @@ func checkConfig(t *testing.T, cfg *config) {
 			}
 			texts[v.text] = true
 			if sp := v.spec; sp != nil {
-				if sp.host == "" || sp.port < 1 || sp.port > 65535 || sp.timeout >= sp.interval ||
+				if (net.ParseIP(sp.host) == nil && !validHostName(sp.host)) || sp.host != strings.ToLower(sp.host) || sp.port < 1 || sp.port > 65535 || sp.timeout >= sp.interval ||
 					sp.failureThreshold < 1 || sp.failureThreshold > 10 || sp.successThreshold < 1 || sp.successThreshold > 10 {
 					t.Fatalf("value %q of %s has a bad check %+v", v.text, k, sp)
 				}

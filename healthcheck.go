@@ -245,7 +245,7 @@ func parseCheckTemplate(c *parser, name string) (*checkTemplate, error) {
 			if len(args) != 1 {
 				return c.ArgErr()
 			}
-			n, err := strconv.Atoi(args[0])
+			n, err := atoiDigits(args[0])
 			if err != nil || n < 1 || n > 10 {
 				return c.Errf("health_check %s: %s %q must be a whole number from 1 to 10", name, opt, args[0])
 			}

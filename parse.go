@@ -132,7 +132,7 @@ func parseConfig(c *parser) (*config, error) {
 			if len(args) != 1 {
 				return c.ArgErr()
 			}
-			n, err := strconv.Atoi(args[0])
+			n, err := atoiDigits(args[0])
 			if err != nil || n < 1 || n > maxMaxAnswers {
 				return c.Errf("max_answers %q must be a whole number from 1 to %d", args[0], maxMaxAnswers)
 			}
@@ -211,7 +211,7 @@ func parseConfig(c *parser) (*config, error) {
 }
 
 func parseTTL(s string) (uint32, error) {
-	n, err := strconv.ParseInt(s, 10, 64)
+	n, err := atoiDigits(s)
 	if err != nil || n < 0 || n > maxTTL {
 		return 0, fmt.Errorf("ttl %q must be a whole number of seconds from 0 to %d", s, maxTTL)
 	}

@@ -3,6 +3,7 @@ package multivalue
 import (
 	"bytes"
 	"fmt"
+	"maps"
 	"net"
 	"slices"
 	"strings"
@@ -80,7 +81,11 @@ func checkFor(c *parser, raw *rawSet, rv *rawValue, rr dns.RR, templates map[str
 	}
 	t, ok := templates[ref.name]
 	if !ok {
-		return nil, errAt(c, ref.line, "health_check %s is not defined", ref.name)
+		defined := slices.Sorted(maps.Keys(templates))
+		if len(defined) == 0 {
+			return nil, errAt(c, ref.line, "health_check %s is not defined: no health_check NAME { ... } in this block", ref.name)
+		}
+		return nil, errAt(c, ref.line, "health_check %s is not defined (defined: %s)", ref.name, strings.Join(defined, ", "))
 	}
 
 	var host string

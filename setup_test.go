@@ -103,6 +103,10 @@ func TestParseErrors(t *testing.T) {
     ttl 1m
     records www A 127.0.0.1
 }`, 2, `ttl "1m" must be`},
+		{"ttl with a sign", `multivalue example.org {
+    ttl +60
+    records www A 127.0.0.1
+}`, 2, `ttl "+60" must be`},
 		{"ttl given twice", `multivalue example.org {
     ttl 30
     records www A 127.0.0.1
@@ -618,14 +622,14 @@ two"
         health_check wbe
         127.0.0.1
     }
-}`, 5, "health_check wbe is not defined"},
+}`, 5, "health_check wbe is not defined (defined: web)"},
 		{"undefined health_check on a value", `multivalue example.org {
     records www A {
         127.0.0.1 {
             health_check web
         }
     }
-}`, 4, "health_check web is not defined"},
+}`, 4, "health_check web is not defined: no health_check NAME { ... } in this block"},
 		{"target without a check", `multivalue example.org {
     records www A {
         127.0.0.1 {
