@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -200,4 +201,15 @@ func waitFirstResults(t *testing.T) {
 	if !ok {
 		t.Fatal("checks have no first result after 5s")
 	}
+}
+
+// freeTCPPort returns a TCP port on 127.0.0.1 that was free a moment ago.
+func freeTCPPort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
 }

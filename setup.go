@@ -25,6 +25,11 @@ func setup(c *caddy.Controller) error {
 
 	c.OnStartup(mv.start)
 	c.OnShutdown(mv.stop)
+	// A reload that fails after this instance's OnStartup (a later plugin's
+	// OnStartup, a port in use) discards the new instance without shutting
+	// it down: the running instance's hooks stop what the new one started.
+	c.OnRestart(mv.restarting)
+	c.OnRestartFailed(mv.restartFailed)
 
 	dnsserver.GetConfig(c).AddPlugin(func(next plugin.Handler) plugin.Handler {
 		mv.Next = next
