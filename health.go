@@ -185,7 +185,7 @@ func (c *check) record(ok bool, reason string) {
 	to := statusName(ok)
 	for _, l := range labels {
 		log.Infof("%s is now %s: %s (%s check of %s)", l, to, reason, c.spec.protocol, c.target)
-		transitionsTotal.WithLabelValues(l.name, l.typ, l.value, to).Inc()
+		countTransition(l, to)
 	}
 	for _, s := range sets {
 		s.refresh()

@@ -114,7 +114,11 @@ func stateSet(t *testing.T, name, ip string, c *check) *recordSet {
 	s.values = []*value{v}
 	s.all = []dns.RR{rr}
 	s.refresh()
-	c.subscribe(s, s.label(v))
+	// As an instance's start does: the value's series exist while it runs.
+	l := s.label(v)
+	v.gauge = acquireValueSeries(l)
+	t.Cleanup(func() { releaseValueSeries(l) })
+	c.subscribe(s, l)
 	return s
 }
 

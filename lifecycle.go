@@ -6,12 +6,11 @@ import (
 	"github.com/miekg/dns"
 )
 
-// lifecycle is what an instance holds while it runs: the checks it acquired.
+// lifecycle is whether an instance has started and stopped.
 type lifecycle struct {
 	mu      sync.Mutex
 	started bool
 	stopped bool
-	checks  []*check // distinct, for Ready
 }
 
 // reloading tracks the instances a reload in progress has started. Caddy
@@ -77,8 +76,14 @@ func newMultivalue(cfg *config) *Multivalue {
 			if name == s.zone {
 				break
 			}
-			off, _ := dns.NextLabel(name, 0)
-			name = name[off:]
+			// dns.Split-style walk up one label; below the root zone the
+			// last step ends the string, and that parent is ".".
+			off, end := dns.NextLabel(name, 0)
+			if end {
+				name = "."
+			} else {
+				name = name[off:]
+			}
 		}
 		n := m.nodes[s.name]
 		n.sets = append(n.sets, s)
@@ -106,7 +111,6 @@ func (m *Multivalue) start() error {
 		reloading.started = append(reloading.started, m)
 	}
 	reloading.Unlock()
-	seen := map[*check]bool{}
 	for _, s := range m.sets {
 		for _, v := range s.values {
 			l := s.label(v)
@@ -115,10 +119,6 @@ func (m *Multivalue) start() error {
 			if v.spec != nil {
 				c = checks.acquire(v.spec)
 				c.subscribe(s, l)
-				if !seen[c] {
-					seen[c] = true
-					m.life.checks = append(m.life.checks, c)
-				}
 			}
 			s.mu.Lock()
 			v.check, v.gauge = c, gauge

@@ -447,3 +447,26 @@ func TestAnswersDoNotShareState(t *testing.T) {
 		}
 	}
 }
+
+// TestRootZone: a multivalue block for the root zone (`.`) builds and answers;
+// walking a name up to its zone must end at the root.
+func TestRootZone(t *testing.T) {
+	c := caddy.NewTestController("dns", "multivalue {\n records www.example. A 127.0.0.1\n records tld. A 127.0.0.2\n}")
+	c.ServerBlockKeys = []string{"."}
+	cfg, err := parse(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := newMultivalue(cfg)
+	for _, tc := range []test.Case{
+		{Qname: "www.example.", Qtype: dns.TypeA, Authoritative: true, Answer: []dns.RR{test.A("www.example. 60 IN A 127.0.0.1")}},
+		{Qname: "tld.", Qtype: dns.TypeA, Authoritative: true, Answer: []dns.RR{test.A("tld. 60 IN A 127.0.0.2")}},
+		{Qname: "example.", Qtype: dns.TypeA, Authoritative: true}, // empty non-terminal
+		{Qname: "nope.", Qtype: dns.TypeA, Rcode: dns.RcodeNameError, Authoritative: true},
+	} {
+		resp, _ := serve(t, m, tc.Msg())
+		if err := test.SortAndCheck(resp, tc); err != nil {
+			t.Errorf("%s: %v", tc.Qname, err)
+		}
+	}
+}
