@@ -2,13 +2,17 @@ package multivalue
 
 import (
 	"bufio"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/coredns/caddy"
 	"github.com/coredns/coredns/core/dnsserver"
+
+	"github.com/miekg/dns"
 )
 
 // corefilesFromReadme returns the body of every ~~~ corefile block.
@@ -65,12 +69,16 @@ func TestReadmeCorefiles(t *testing.T) {
 			t.Errorf("README corefile %d does not start: %v\n%s", i+1, err, body)
 			continue
 		}
+		// Stopping a server before its goroutines serve races in caddy (the
+		// stop finds nothing to close); wait until both listeners answer.
+		waitServing(t, net.JoinHostPort("127.0.0.1", dnsserver.Port))
 		if errs := inst.ShutdownCallbacks(); len(errs) > 0 {
 			t.Errorf("README corefile %d: shutdown: %v", i+1, errs)
 		}
 		if err := inst.Stop(); err != nil {
 			t.Errorf("README corefile %d: stop: %v", i+1, err)
 		}
+		inst.Wait()
 	}
 }
 
@@ -90,6 +98,19 @@ func TestReadmeSections(t *testing.T) {
 	for _, m := range []string{"healthy", "checks_total", "check_duration_seconds", "transitions_total", "responses_total"} {
 		if !strings.Contains(readme, "coredns_multivalue_"+m+"{") {
 			t.Errorf("README's Metrics section does not document coredns_multivalue_%s", m)
+		}
+	}
+}
+
+// waitServing waits until a DNS server answers on addr over UDP and TCP.
+func waitServing(t *testing.T, addr string) {
+	t.Helper()
+	for _, network := range []string{"udp", "tcp"} {
+		c := &dns.Client{Net: network, Timeout: 200 * time.Millisecond}
+		m := new(dns.Msg)
+		m.SetQuestion("example.org.", dns.TypeSOA)
+		if !eventually(3*time.Second, func() bool { _, _, err := c.Exchange(m, addr); return err == nil }) {
+			t.Fatalf("no answer over %s from %s", network, addr)
 		}
 	}
 }
