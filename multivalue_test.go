@@ -470,3 +470,30 @@ func TestRootZone(t *testing.T) {
 		}
 	}
 }
+
+// TestAllUnhealthyWarnsOncePerEpisode: when the last value of a set goes
+// down, one WARNING says all_unhealthy applies; queries log nothing; one INFO
+// line when a value is back.
+func TestAllUnhealthyWarnsOncePerEpisode(t *testing.T) {
+	logs := captureLog(t)
+	m := newTestHandler(t, "multivalue {\n all_unhealthy nodata\n records www A 127.0.0.1 127.0.0.2\n}", nil)
+	setHealth(t, m, "www.example.org.", dns.TypeA, false, "127.0.0.1")
+	if got := logs.lines("has no healthy value"); len(got) != 0 {
+		t.Fatalf("warned with one value still healthy: %v", got)
+	}
+	setHealth(t, m, "www.example.org.", dns.TypeA, false, "127.0.0.2")
+	for i := 0; i < 20; i++ {
+		req := new(dns.Msg)
+		req.SetQuestion("www.example.org.", dns.TypeA)
+		serve(t, m, req)
+	}
+	setHealth(t, m, "www.example.org.", dns.TypeA, false, "127.0.0.1") // still down: same episode
+	warn := logs.lines("[WARNING]", "www.example.org. A has no healthy value: all_unhealthy nodata applies")
+	if len(warn) != 1 {
+		t.Errorf("got %d warnings, want exactly 1 per episode: %v", len(warn), logs.lines("www.example.org."))
+	}
+	setHealth(t, m, "www.example.org.", dns.TypeA, true, "127.0.0.2")
+	if back := logs.lines("[INFO]", "www.example.org. A has a healthy value again"); len(back) != 1 {
+		t.Errorf("got %d recovery lines, want 1", len(back))
+	}
+}
