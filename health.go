@@ -38,7 +38,9 @@ var probeDialControl func(network, address string, c syscall.RawConn) error
 // health check tests that the endpoint accepts connections, and a kept-alive
 // one would hide that it no longer does.
 func newProber(s *checkSpec) prober {
-	dialer := &net.Dialer{Resolver: probeResolver, Control: probeDialControl}
+	// No TCP keep-alive: the connection lives for one probe, and setting it
+	// up costs system calls on every one.
+	dialer := &net.Dialer{Resolver: probeResolver, Control: probeDialControl, KeepAlive: -1}
 	switch s.protocol {
 	case protoTCP:
 		return &tcpProber{addr: s.target(), dialer: dialer, timeout: s.timeout}

@@ -72,7 +72,11 @@ func releaseValueSeries(l valueLabel) {
 	}
 	delete(valueSeries.refs, l)
 	healthyGauge.DeleteLabelValues(l.name, l.typ, l.value)
-	transitionsTotal.DeletePartialMatch(prometheus.Labels{"name": l.name, "type": l.typ, "value": l.value})
+	// Exact deletes: DeletePartialMatch scans every series, which made
+	// releasing 10,000 values quadratic.
+	for _, to := range []string{"healthy", "unhealthy"} {
+		transitionsTotal.DeleteLabelValues(l.name, l.typ, l.value, to)
+	}
 }
 
 // countTransition counts a change of status of a value, unless its series

@@ -5,8 +5,10 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/coredns/caddy"
 	"github.com/coredns/coredns/plugin"
@@ -495,5 +497,47 @@ func TestAllUnhealthyWarnsOncePerEpisode(t *testing.T) {
 	setHealth(t, m, "www.example.org.", dns.TypeA, true, "127.0.0.2")
 	if back := logs.lines("[INFO]", "www.example.org. A has a healthy value again"); len(back) != 1 {
 		t.Errorf("got %d recovery lines, want 1", len(back))
+	}
+}
+
+// TestRefreshBatchesConcurrentTransitions: many transitions of one set at
+// once end with a snapshot that reflects all of them, in fewer rebuilds than
+// transitions.
+func TestRefreshBatchesConcurrentTransitions(t *testing.T) {
+	m := newTestHandler(t, setBlock(400, 8), nil)
+	set := m.nodes["www.example.org."].set(dns.TypeA)
+	set.mu.Lock()
+	for _, v := range set.values {
+		c := &check{}
+		c.healthy.Store(true)
+		v.check = c
+	}
+	set.mu.Unlock()
+	set.refresh()
+	before, rebuilds := set.built, set.rebuilds
+	// Hold the set as a rebuild in progress would, so the transitions queue.
+	set.mu.Lock()
+	var wg sync.WaitGroup
+	for i, v := range set.values {
+		if i%4 == 0 {
+			continue // a quarter stays healthy
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			v.check.healthy.Store(false)
+			set.refresh()
+		}()
+	}
+	for set.requested.Load() < before+300 {
+		time.Sleep(time.Millisecond)
+	}
+	set.mu.Unlock()
+	wg.Wait()
+	if got := len(set.healthyRRs()); got != 100 {
+		t.Fatalf("snapshot holds %d healthy values, want 100", got)
+	}
+	if n := set.rebuilds - rebuilds; n != 1 {
+		t.Errorf("%d rebuilds for 300 queued transitions, want 1", n)
 	}
 }

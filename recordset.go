@@ -21,7 +21,10 @@ type recordSet struct {
 
 	policy policy // all_unhealthy, for the warning when the last value goes
 
-	mu sync.Mutex // serialises refresh and bind; never taken by a query
+	requested atomic.Uint64 // refreshes asked for
+	mu        sync.Mutex    // serialises refresh and bind; never taken by a query
+	built     uint64        // refreshes a rebuild has covered; under mu
+	rebuilds  int           // how many rebuilds ran; under mu
 }
 
 func (s *recordSet) label(v *value) valueLabel { return valueLabel{s.name, s.typeName, v.text} }
@@ -42,10 +45,22 @@ type value struct {
 func (v *value) healthy() bool { return v.check == nil || v.check.isHealthy() }
 
 // refresh rebuilds the healthy snapshot. Called on every transition of any of
-// the set's checks, and when checks are bound at start.
+// the set's checks, and when checks are bound at start. When it returns, the
+// snapshot reflects every status set before the call.
+//
+// Rebuilds are batched: when 10,000 checks of one set fail at once, the calls
+// queue on mu, and a rebuild that began after a call was made covers it, so
+// the set is rebuilt a few times rather than once per transition (which cost
+// O(values²)).
 func (s *recordSet) refresh() {
+	want := s.requested.Add(1)
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.built >= want {
+		return
+	}
+	s.built = s.requested.Load() // statuses are read below, after this
+	s.rebuilds++
 	healthy := make([]dns.RR, 0, len(s.values))
 	for _, v := range s.values {
 		ok := v.healthy()
