@@ -65,6 +65,18 @@ func (r *registry) lookup(k checkKey) *check {
 	return r.checks[k]
 }
 
+// allHaveResults reports whether every running check has a first result.
+func (r *registry) allHaveResults() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, c := range r.checks {
+		if !c.hasResult.Load() {
+			return false
+		}
+	}
+	return true
+}
+
 // acquire returns the running check for spec, starting it if it is new.
 func (r *registry) acquire(s *checkSpec) *check {
 	r.mu.Lock()

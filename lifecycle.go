@@ -173,12 +173,5 @@ func (m *Multivalue) Ready() bool {
 	if !running {
 		return false
 	}
-	checks.mu.Lock()
-	defer checks.mu.Unlock()
-	for _, c := range checks.checks {
-		if !c.hasResult.Load() {
-			return false
-		}
-	}
-	return true
+	return checks.allHaveResults()
 }

@@ -188,17 +188,7 @@ func eventually(d time.Duration, cond func() bool) bool {
 // test that then breaks a backend measures thresholds, not the first probe.
 func waitFirstResults(t *testing.T) {
 	t.Helper()
-	ok := eventually(5*time.Second, func() bool {
-		checks.mu.Lock()
-		defer checks.mu.Unlock()
-		for _, c := range checks.checks {
-			if !c.hasResult.Load() {
-				return false
-			}
-		}
-		return true
-	})
-	if !ok {
+	if !eventually(5*time.Second, checks.allHaveResults) {
 		t.Fatal("checks have no first result after 5s")
 	}
 }

@@ -36,7 +36,7 @@ var (
 
 const (
 	values      = 4
-	dnsPort     = 15553
+	dnsPort     = 15653
 	backendPort = 18101
 	qname       = "www.example.org."
 )
