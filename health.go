@@ -70,9 +70,10 @@ type check struct {
 	cancel context.CancelFunc
 
 	// Owned by the registry (under its mu).
-	refs  int
-	next  time.Time
-	index int // in the scheduler's heap
+	refs   int
+	next   time.Time
+	probed bool // its first probe has been dispatched
+	index  int  // in the scheduler's heap
 
 	mu     sync.Mutex
 	streak int                // results in a row that contradict the status

@@ -199,7 +199,18 @@ func (r *registry) dispatch(sc *scheduler, now time.Time) (wait time.Duration, s
 				go sc.worker(c)
 			}
 		}
-		c.next = c.next.Add(jittered(c.spec.interval))
+		gap := jittered(c.spec.interval)
+		if !c.probed {
+			// The first probes of new checks all fall within 2 s, for a
+			// quick first answer. Jitter alone would take many rounds to
+			// spread them (10,000 checks at 10 s: bursts of 5,000 probes/s),
+			// so the second probe comes at a random point of the interval
+			// (never sooner than the timeout), and the checks run evenly
+			// from then on.
+			c.probed = true
+			gap = max(c.spec.timeout, rand.N(c.spec.interval))
+		}
+		c.next = c.next.Add(gap)
 		if c.next.Before(now) { // fell far behind: don't burst to catch up
 			c.next = now.Add(jittered(c.spec.interval))
 		}

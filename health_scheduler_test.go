@@ -373,3 +373,40 @@ func TestAcquireReleaseNoDeadlock(t *testing.T) {
 		t.Errorf("check or scheduler still registered after every release")
 	}
 }
+
+// TestSecondProbesSpreadOverInterval: first probes all fall within 2 s; the
+// second ones spread over the whole interval, so that many checks started
+// together settle into an even rate instead of bursts every interval.
+func TestSecondProbesSpreadOverInterval(t *testing.T) {
+	const n = 24
+	const interval = 6 * time.Second
+	var lns []*probeListener
+	var cs []*check
+	for range n {
+		lns = append(lns, newProbeListener(t, false))
+	}
+	start := time.Now()
+	for _, ln := range lns {
+		cs = append(cs, checks.acquire(testSpec(t, protoTCP, ln.addr, interval, 100*time.Millisecond)))
+	}
+	defer func() {
+		for _, c := range cs {
+			checks.release(c)
+		}
+	}()
+	// Without the spread every second probe would come 5.4 s to 8.6 s after
+	// start; with it, about half of them come between 2.5 s and 5 s.
+	time.Sleep(5 * time.Second)
+	early := 0
+	for _, ln := range lns {
+		for _, at := range ln.times() {
+			if d := at.Sub(start); d > 2500*time.Millisecond && d < 5*time.Second {
+				early++
+			}
+		}
+	}
+	if early < n/6 {
+		t.Errorf("%d of %d second probes between 2.5 s and 5 s, want them spread over the interval", early, n)
+	}
+	t.Logf("%d of %d checks probed a second time between 2.5 s and 5 s", early, n)
+}
