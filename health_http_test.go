@@ -66,11 +66,11 @@ func withTLSVerify(t *testing.T, caFile string) func(*checkTemplate) {
 	return func(tp *checkTemplate) {
 		tp.tlsVerify = true
 		if caFile != "" {
-			pool, err := loadCAFile(caFile)
+			pool, id, err := loadCAFile(caFile)
 			if err != nil {
 				t.Fatalf("CA file: %v", err)
 			}
-			tp.caFile, tp.caPool = caFile, pool
+			tp.caFile, tp.caPool = id, pool
 		}
 	}
 }

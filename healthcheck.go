@@ -1,6 +1,7 @@
 package multivalue
 
 import (
+	"crypto/sha256"
 	"crypto/x509"
 	"fmt"
 	"io"
@@ -40,7 +41,7 @@ type checkTemplate struct {
 	successThreshold int // 0: same as failureThreshold
 	invert           bool
 	tlsVerify        bool
-	caFile           string
+	caFile           string // the CA file's path and a hash of its contents
 	caPool           *x509.CertPool
 }
 
@@ -74,7 +75,7 @@ type checkSpec struct {
 	successThreshold int
 	invert           bool
 	tlsVerify        bool
-	caFile           string
+	caFile           string // the CA file's path and a hash of its contents
 	caPool           *x509.CertPool
 }
 
@@ -266,11 +267,11 @@ func parseCheckTemplate(c *parser, name string) (*checkTemplate, error) {
 			t.tlsVerify = true
 			httpOnly = append(httpOnly, opt)
 			if len(args) == 1 {
-				pool, err := loadCAFile(args[0])
+				pool, id, err := loadCAFile(args[0])
 				if err != nil {
 					return c.Errf("health_check %s: tls_verify: %v", name, err)
 				}
-				t.caFile, t.caPool = args[0], pool
+				t.caFile, t.caPool = id, pool
 			}
 		default:
 			return c.Errf("health_check %s: unknown option %q", name, opt)
@@ -362,28 +363,30 @@ func statusOK(rs []statusRange, code int) bool {
 // maxCAFile bounds what loadCAFile reads: a CA bundle is a few hundred KiB.
 const maxCAFile = 16 << 20
 
-func loadCAFile(path string) (*x509.CertPool, error) {
+// loadCAFile reads a PEM bundle. id names it by path and contents, so that a
+// reload after the file was replaced makes new checks with the new roots.
+func loadCAFile(path string) (pool *x509.CertPool, id string, err error) {
+	// Not /dev/zero, a FIFO or a directory: those would hang (opening a FIFO
+	// blocks, hence Stat before Open) or fail with a less helpful message.
+	if fi, err := os.Stat(path); err != nil {
+		return nil, "", err
+	} else if !fi.Mode().IsRegular() {
+		return nil, "", fmt.Errorf("%s is not a regular file", path)
+	} else if fi.Size() > maxCAFile {
+		return nil, "", fmt.Errorf("%s is larger than %d MiB", path, maxCAFile>>20)
+	}
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	defer f.Close()
-	// Not /dev/zero, a FIFO or a directory: those would hang or fail setup
-	// with a less helpful message.
-	if fi, err := f.Stat(); err != nil {
-		return nil, err
-	} else if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s is not a regular file", path)
-	} else if fi.Size() > maxCAFile {
-		return nil, fmt.Errorf("%s is larger than %d MiB", path, maxCAFile>>20)
-	}
 	pem, err := io.ReadAll(io.LimitReader(f, maxCAFile))
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	pool := x509.NewCertPool()
+	pool = x509.NewCertPool()
 	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("%s holds no PEM certificate", path)
+		return nil, "", fmt.Errorf("%s holds no PEM certificate", path)
 	}
-	return pool, nil
+	return pool, fmt.Sprintf("%s sha256:%x", path, sha256.Sum256(pem)), nil
 }

@@ -1311,7 +1311,7 @@ func TestParse(t *testing.T) {
 					t.Errorf("fallthrough %v", cfg.fall.Zones)
 				}
 				got := *specOf(t, cfg, "www.example.org.", "127.0.0.1")
-				if got.caPool == nil || filepath.Base(got.caFile) != "ca.pem" {
+				if got.caPool == nil || !strings.Contains(got.caFile, "ca.pem sha256:") {
 					t.Errorf("CA file %q, pool %v: want ca.pem loaded", got.caFile, got.caPool)
 				}
 				got.caPool, got.caFile = nil, ""
@@ -1345,5 +1345,36 @@ func TestParse(t *testing.T) {
 				tc.check(t, cfg)
 			}
 		})
+	}
+}
+
+// TestCAFileContentsMakeTheCheck: replacing the CA file and reloading must
+// give checks with the new roots, not reuse the running check with the old.
+func TestCAFileContentsMakeTheCheck(t *testing.T) {
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	keyFor := func(caName string) checkKey {
+		t.Helper()
+		pemBytes := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: hcNewCA(t, caName).cert.Raw})
+		if err := os.WriteFile(ca, pemBytes, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		c := caddy.NewTestController("dns", `multivalue {
+    health_check web {
+        protocol https
+        tls_verify `+ca+`
+    }
+    records www A 127.0.0.1 {
+        health_check web
+    }
+}`)
+		c.ServerBlockKeys = []string{"example.org."}
+		cfg, err := parse(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return specOf(t, cfg, "www.example.org.", "127.0.0.1").key()
+	}
+	if keyFor("old CA") == keyFor("new CA") {
+		t.Error("the same check key after the CA file changed: a reload would keep the old roots")
 	}
 }
