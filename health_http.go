@@ -9,7 +9,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"strconv"
 	"time"
 )
@@ -36,16 +35,10 @@ func newHTTPProber(s *checkSpec, dialer *net.Dialer) *httpProber {
 		// check asks whether the server is up, not whether it is trusted.
 		InsecureSkipVerify: !s.tlsVerify,
 		RootCAs:            s.caPool, // nil: the system roots
-		// SNI: the host option if set; else the target name. Go sends no
-		// SNI for an IP address.
+		// SNI and the name verified: the host option if set; else net/http
+		// takes the target from the URL (and sends no SNI for an IP, whose
+		// certificate must then name the IP).
 		ServerName: s.hostHeader,
-	}
-	if tlsConf.ServerName == "" && net.ParseIP(s.host) == nil {
-		tlsConf.ServerName = s.host
-	}
-	if tlsConf.ServerName == "" && s.tlsVerify {
-		// Verifying an IP target: the certificate must name the IP.
-		tlsConf.ServerName = s.host
 	}
 	// The transport dials under a context detached from the request's
 	// cancellation (so that a later request could use the connection), and
@@ -74,10 +67,6 @@ func newHTTPProber(s *checkSpec, dialer *net.Dialer) *httpProber {
 			host = "[" + s.host + "]"
 		}
 	}
-	u := url.URL{Scheme: s.protocol, Host: s.target(), Path: s.path}
-	if p, q, ok := cutQuery(s.path); ok {
-		u.Path, u.RawQuery = p, q
-	}
 	return &httpProber{
 		transport: transport,
 		client: &http.Client{
@@ -86,7 +75,9 @@ func newHTTPProber(s *checkSpec, dialer *net.Dialer) *httpProber {
 			// default), never a reason to probe another address.
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		},
-		url:     u.String(),
+		// The path goes out as written (the parser refused blanks and
+		// control characters): %-escapes and a ?query stay as they are.
+		url:     s.protocol + "://" + s.target() + s.path,
 		host:    host,
 		status:  s.statusRanges,
 		match:   []byte(s.match),
@@ -144,14 +135,4 @@ func bodyContains(body io.Reader, match []byte) (bool, error) {
 		}
 	}
 	return false, nil
-}
-
-// cutQuery splits "/health?full=1" so the query is not escaped into the path.
-func cutQuery(path string) (string, string, bool) {
-	for i := 0; i < len(path); i++ {
-		if path[i] == '?' {
-			return path[:i], path[i+1:], true
-		}
-	}
-	return path, "", false
 }

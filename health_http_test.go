@@ -203,6 +203,7 @@ func TestHTTPProbeRequest(t *testing.T) {
 		{"defaults", nil, "%s", "/"},
 		{"host option", []func(*checkTemplate){withHost("www.example.org")}, "www.example.org", "/"},
 		{"path with query", []func(*checkTemplate){withPath("/health?full=1&x=a%20b")}, "%s", "/health?full=1&x=a%20b"},
+		{"escapes in the path kept as written", []func(*checkTemplate){withPath("/a%20b/c%2Fd")}, "%s", "/a%20b/c%2Fd"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

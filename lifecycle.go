@@ -64,27 +64,11 @@ func newMultivalue(cfg *config) *Multivalue {
 	}
 	m.responses.zones = cfg.zones
 	for _, z := range cfg.zones {
-		m.nodes[z] = &node{} // the apex exists
+		m.addName(z) // the apex exists
 	}
 	for _, s := range cfg.sets {
 		s.policy = cfg.allUnhealthy
-		// The name and every empty non-terminal between it and its zone exist.
-		for name := s.name; ; {
-			if m.nodes[name] == nil {
-				m.nodes[name] = &node{}
-			}
-			if name == s.zone {
-				break
-			}
-			// dns.Split-style walk up one label; below the root zone the
-			// last step ends the string, and that parent is ".".
-			off, end := dns.NextLabel(name, 0)
-			if end {
-				name = "."
-			} else {
-				name = name[off:]
-			}
-		}
+		m.addName(s.name)
 		n := m.nodes[s.name]
 		n.sets = append(n.sets, s)
 		for _, v := range s.values {
@@ -95,6 +79,34 @@ func newMultivalue(cfg *config) *Multivalue {
 		s.refresh()
 	}
 	return m
+}
+
+// addName makes name exist here, and every name between it and the top of
+// the zones it lies in: the empty non-terminals, also between two nested
+// zones (b.example.org. for x.a.b.example.org. with zones example.org. and
+// a.b.example.org.).
+func (m *Multivalue) addName(name string) {
+	top := ""
+	for _, z := range m.zones {
+		if inZone(name, z) && (top == "" || len(z) < len(top)) {
+			top = z
+		}
+	}
+	for {
+		if m.nodes[name] == nil {
+			m.nodes[name] = &node{}
+		}
+		if name == top {
+			return
+		}
+		// Up one label; below the root the last step ends the string.
+		off, end := dns.NextLabel(name, 0)
+		if end {
+			name = "."
+		} else {
+			name = name[off:]
+		}
+	}
 }
 
 // start acquires the instance's checks (starting those that are new) and binds

@@ -541,3 +541,25 @@ func TestRefreshBatchesConcurrentTransitions(t *testing.T) {
 		t.Errorf("%d rebuilds for 300 queued transitions, want 1", n)
 	}
 }
+
+// TestNestedZonesEmptyNonTerminal: with zones example.org. and
+// a.b.example.org., the name between them exists (NODATA, not NXDOMAIN).
+func TestNestedZonesEmptyNonTerminal(t *testing.T) {
+	c := caddy.NewTestController("dns", "multivalue example.org. a.b.example.org. {\n records x.a.b.example.org. A 127.0.0.1\n}")
+	cfg, err := parse(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := newMultivalue(cfg)
+	for _, tc := range []test.Case{
+		{Qname: "x.a.b.example.org.", Qtype: dns.TypeA, Authoritative: true, Answer: []dns.RR{test.A("x.a.b.example.org. 60 IN A 127.0.0.1")}},
+		{Qname: "a.b.example.org.", Qtype: dns.TypeA, Authoritative: true},
+		{Qname: "b.example.org.", Qtype: dns.TypeA, Authoritative: true},
+		{Qname: "c.example.org.", Qtype: dns.TypeA, Rcode: dns.RcodeNameError, Authoritative: true},
+	} {
+		resp, _ := serve(t, m, tc.Msg())
+		if err := test.SortAndCheck(resp, tc); err != nil {
+			t.Errorf("%s: %v", tc.Qname, err)
+		}
+	}
+}

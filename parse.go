@@ -418,6 +418,10 @@ func qualify(name string, zones []string) (string, error) {
 	if _, ok := dns.IsDomainName(name); !ok || hasZoneFileSyntax(name) {
 		return "", fmt.Errorf("invalid name")
 	}
+	if name == "*" || strings.HasPrefix(name, "*.") {
+		// It would hold only the literal name `*`, not act as a wildcard.
+		return "", fmt.Errorf("wildcard names are not supported")
+	}
 	name, ok := canonicalName(name)
 	if !ok {
 		return "", fmt.Errorf("invalid name")

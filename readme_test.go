@@ -64,7 +64,7 @@ func TestReadmeCorefiles(t *testing.T) {
 	defer func(p string) { dnsserver.Port = p }(dnsserver.Port)
 	for i, body := range blocks {
 		dnsserver.Port = freeTCPPort(t)
-		inst, err := caddy.Start(caddy.CaddyfileInput{Contents: []byte(body), Filepath: "Corefile", ServerTypeName: "dns"})
+		inst, err := caddy.Start(caddy.CaddyfileInput{Contents: []byte(onLoopback(body)), Filepath: "Corefile", ServerTypeName: "dns"})
 		if err != nil {
 			t.Errorf("README corefile %d does not start: %v\n%s", i+1, err, body)
 			continue
@@ -113,4 +113,17 @@ func waitServing(t *testing.T, addr string) {
 			t.Fatalf("no answer over %s from %s", network, addr)
 		}
 	}
+}
+
+// onLoopback adds `bind 127.0.0.1` to every server block of a Corefile, so a
+// test listens on loopback only.
+func onLoopback(corefile string) string {
+	var b strings.Builder
+	for _, line := range strings.SplitAfter(corefile, "\n") {
+		b.WriteString(line)
+		if len(line) > 0 && line[0] != ' ' && line[0] != '\t' && strings.HasSuffix(strings.TrimSpace(line), "{") {
+			b.WriteString("    bind 127.0.0.1\n")
+		}
+	}
+	return b.String()
 }

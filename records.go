@@ -234,6 +234,12 @@ func canonicalRdata(rr dns.RR) []byte {
 		r.Host = strings.ToLower(r.Host)
 	case *dns.AFSDB:
 		r.Hostname = strings.ToLower(r.Hostname)
+	case *dns.RP:
+		r.Mbox, r.Txt = strings.ToLower(r.Mbox), strings.ToLower(r.Txt)
+	case *dns.MINFO:
+		r.Rmail, r.Email = strings.ToLower(r.Rmail), strings.ToLower(r.Email)
+	case *dns.PX:
+		r.Map822, r.Mapx400 = strings.ToLower(r.Map822), strings.ToLower(r.Mapx400)
 	}
 	c.Header().Name = "."
 	buf := make([]byte, dns.Len(c)+64)

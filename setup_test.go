@@ -581,6 +581,18 @@ multivalue example.org {
         10 mail.example.org.
     }
 }`, 4, `value "10 mail.example.org." given twice (first on line 3)`},
+		{"equal RP differing in case", `multivalue example.org {
+    records @ RP {
+        admin.example.org. info.example.org.
+        ADMIN.example.org. Info.Example.org.
+    }
+}`, 4, `given twice (first on line 3)`},
+		{"wildcard name", `multivalue example.org {
+    records * A 127.0.0.1
+}`, 2, "wildcard names are not supported"},
+		{"wildcard name below", `multivalue example.org {
+    records *.app A 127.0.0.1
+}`, 2, "wildcard names are not supported"},
 		{"records ttl twice", `multivalue example.org {
     records www A {
         ttl 30
