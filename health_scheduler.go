@@ -27,10 +27,15 @@ type registry struct {
 	queue  checkHeap
 	sched  *scheduler // nil when no check runs
 
-	// A check by what its probe does (checkKey without timing and
-	// thresholds), so that a check replaced by a reload that only changed
-	// those starts from the status its predecessor knew.
-	byProbe map[checkKey]*check
+	// The running checks by what their probe does (checkKey without timing
+	// and thresholds), so that a check replaced by a reload that only
+	// changed those starts from the status its predecessor knew.
+	byProbe map[checkKey]map[*check]bool
+
+	// Running checks per (target, protocol): the labels of checks_total and
+	// check_duration_seconds, which checks differing in other settings
+	// share; the series go with the last of them.
+	series map[[2]string]int
 }
 
 // scheduler is one life of the scheduling goroutine, from the first check
@@ -49,7 +54,7 @@ type scheduler struct {
 // ends.
 const workerIdle = 5 * time.Second
 
-var checks = &registry{checks: map[checkKey]*check{}, byProbe: map[checkKey]*check{}}
+var checks = &registry{checks: map[checkKey]*check{}, byProbe: map[checkKey]map[*check]bool{}, series: map[[2]string]int{}}
 
 // probeKey is k without the settings that change when a check probes and how
 // many results it takes to turn, but not what one probe finds.
@@ -58,11 +63,26 @@ func probeKey(k checkKey) checkKey {
 	return k
 }
 
-// lookup returns the running check for a key, or nil. It starts nothing.
+// lookup returns the running check for a key, else a running check with the
+// same probe that has a result (its status is what a new check for k will
+// start from), or nil. It starts nothing.
 func (r *registry) lookup(k checkKey) *check {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.checks[k]
+	if c := r.checks[k]; c != nil {
+		return c
+	}
+	return r.sibling(k)
+}
+
+// sibling returns a running check with k's probe and a result, or nil.
+func (r *registry) sibling(k checkKey) *check {
+	for o := range r.byProbe[probeKey(k)] {
+		if o.hasResult.Load() {
+			return o
+		}
+	}
+	return nil
 }
 
 // allHaveResults reports whether every running check has a first result.
@@ -89,12 +109,17 @@ func (r *registry) acquire(s *checkSpec) *check {
 		// of a check starts a new one while the old still runs: take over
 		// its status rather than serve a value known to be down until the
 		// first probe.
-		if o := r.byProbe[probeKey(k)]; o != nil && o.hasResult.Load() {
+		if o := r.sibling(k); o != nil {
 			c.healthy.Store(o.isHealthy())
 			c.hasResult.Store(true)
 		}
 		r.checks[k] = c
-		r.byProbe[probeKey(k)] = c
+		pk := probeKey(k)
+		if r.byProbe[pk] == nil {
+			r.byProbe[pk] = map[*check]bool{}
+		}
+		r.byProbe[pk][c] = true
+		r.series[[2]string{c.target, s.protocol}]++
 		first := min(s.interval, maxFirstDelay)
 		c.next = time.Now().Add(rand.N(first))
 		heap.Push(&r.queue, c)
@@ -132,12 +157,17 @@ func (r *registry) release(c *check) {
 	}
 	k := c.spec.key()
 	delete(r.checks, k)
-	if r.byProbe[probeKey(k)] == c {
-		delete(r.byProbe, probeKey(k))
+	pk := probeKey(k)
+	if delete(r.byProbe[pk], c); len(r.byProbe[pk]) == 0 {
+		delete(r.byProbe, pk)
 	}
 	heap.Remove(&r.queue, c.index)
 	c.cancel()
-	deleteCheckMetrics(c)
+	sk := [2]string{c.target, c.spec.protocol}
+	if r.series[sk]--; r.series[sk] <= 0 {
+		delete(r.series, sk)
+		deleteCheckMetrics(c)
+	}
 	sc := r.sched
 	if len(r.checks) > 0 || sc == nil {
 		r.mu.Unlock()

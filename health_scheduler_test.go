@@ -410,3 +410,26 @@ func TestSecondProbesSpreadOverInterval(t *testing.T) {
 	}
 	t.Logf("%d of %d checks probed a second time between 2.5 s and 5 s", early, n)
 }
+
+// TestStatusInheritedWhileAnySiblingRuns: checks with the same probe but other
+// timing hand their status on to a new one as long as any of them runs, not
+// only the last one acquired.
+func TestStatusInheritedWhileAnySiblingRuns(t *testing.T) {
+	ln := newProbeListener(t, true) // accepts, never answers: no probe result
+	acquire := func(interval time.Duration) *check {
+		return checks.acquire(testSpec(t, protoHTTP, ln.addr, interval, 20*time.Second))
+	}
+	c1 := acquire(30 * time.Second)
+	defer checks.release(c1)
+	c1.record(false, "status 503")
+	c2 := acquire(40 * time.Second)
+	if c2.isHealthy() {
+		t.Fatal("c2 did not start from c1's status")
+	}
+	checks.release(c2) // c1 still runs
+	c3 := acquire(50 * time.Second)
+	defer checks.release(c3)
+	if c3.isHealthy() || !c3.hasResult.Load() {
+		t.Error("c3 started as healthy with no result, although c1 with the same probe is down")
+	}
+}

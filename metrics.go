@@ -90,19 +90,10 @@ func countTransition(l valueLabel, to string) {
 	}
 }
 
-// deleteCheckMetrics drops the series of a check nobody uses any more, unless
-// another running check shares them. checks_total and check_duration_seconds
-// are labelled by target and protocol only, so two checks that differ in
-// another setting (path, status, interval, ...) feed the same series; the
-// running checks with that label pair are its reference count, and the
-// series goes with the last one. The registry calls this from release, with
-// its mu held and c already removed from it.
+// deleteCheckMetrics drops the series of a check's target and protocol. The
+// registry calls it when the last running check with that pair is released
+// (checks that differ in other settings share the series).
 func deleteCheckMetrics(c *check) {
-	for _, o := range checks.checks {
-		if o.target == c.target && o.spec.protocol == c.spec.protocol {
-			return
-		}
-	}
 	for _, res := range []string{"success", "failure"} {
 		checksTotal.DeleteLabelValues(c.target, c.spec.protocol, res)
 	}
