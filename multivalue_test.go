@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/coredns/caddy"
+	"github.com/coredns/coredns/core/dnsserver"
 	"github.com/coredns/coredns/plugin"
 	"github.com/coredns/coredns/plugin/pkg/dnstest"
 	"github.com/coredns/coredns/plugin/test"
@@ -561,5 +562,25 @@ func TestNestedZonesEmptyNonTerminal(t *testing.T) {
 		if err := test.SortAndCheck(resp, tc); err != nil {
 			t.Errorf("%s: %v", tc.Qname, err)
 		}
+	}
+}
+
+// TestResponsesPerServer: one handler serving two listeners counts each
+// query under its own server label.
+func TestResponsesPerServer(t *testing.T) {
+	m := newTestHandler(t, answersBlock, nil)
+	req := new(dns.Msg)
+	req.SetQuestion("www.example.org.", dns.TypeA)
+	for i := 0; i < 6; i++ {
+		server := []string{"dns://:1053", "tls://:1853"}[i%2]
+		ctx := context.WithValue(context.Background(), dnsserver.Key{}, &dnsserver.Server{Addr: server})
+		m.ServeDNS(ctx, dnstest.NewRecorder(&test.ResponseWriter{}), req)
+	}
+	for _, server := range []string{"dns://:1053", "tls://:1853"} {
+		v, ok := counterValue(t, "coredns_multivalue_responses_total", map[string]string{"server": server, "zone": "example.org.", "result": "healthy"})
+		if !ok || v != 3 {
+			t.Errorf("%s: healthy responses %v (present %v), want 3", server, v, ok)
+		}
+		responsesTotal.DeletePartialMatch(map[string]string{"server": server})
 	}
 }

@@ -2,6 +2,7 @@ package multivalue
 
 import (
 	"context"
+	"sync"
 	"sync/atomic"
 
 	"github.com/coredns/coredns/plugin/metrics"
@@ -23,13 +24,14 @@ const (
 
 var resultNames = [numResults]string{"healthy", "all_unhealthy", "nodata", "nxdomain", "fallthrough"}
 
-// responseCounters caches the responses_total counters of one server, so a
-// query pays an atomic load and an add, not a label lookup. A handler belongs
-// to one server block; should it serve several listeners, the cache follows
-// the last one seen.
+// responseCounters caches the responses_total counters per server, so a
+// query pays an atomic load, a short scan and an add, not a label lookup. A
+// handler serves every listener of its server block (`dns://.:53` and
+// `tls://.:853` share it), hence a small list rather than one entry.
 type responseCounters struct {
 	zones []string
-	cache atomic.Pointer[serverCounters]
+	mu    sync.Mutex                        // serialises additions
+	cache atomic.Pointer[[]*serverCounters] // copy on write
 }
 
 type serverCounters struct {
@@ -38,16 +40,35 @@ type serverCounters struct {
 }
 
 func (rc *responseCounters) inc(ctx context.Context, zone int, res result) {
-	server := metrics.WithServer(ctx)
-	sc := rc.cache.Load()
-	if sc == nil || sc.server != server {
-		sc = &serverCounters{server: server, counters: make([][numResults]prometheus.Counter, len(rc.zones))}
-		for z, name := range rc.zones {
-			for r := range numResults {
-				sc.counters[z][r] = responsesTotal.WithLabelValues(server, name, resultNames[r])
+	rc.forServer(metrics.WithServer(ctx)).counters[zone][res].Inc()
+}
+
+func (rc *responseCounters) forServer(server string) *serverCounters {
+	if list := rc.cache.Load(); list != nil {
+		for _, sc := range *list {
+			if sc.server == server {
+				return sc
 			}
 		}
-		rc.cache.Store(sc)
 	}
-	sc.counters[zone][res].Inc()
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	var list []*serverCounters
+	if old := rc.cache.Load(); old != nil {
+		for _, sc := range *old {
+			if sc.server == server {
+				return sc
+			}
+		}
+		list = append(list, *old...)
+	}
+	sc := &serverCounters{server: server, counters: make([][numResults]prometheus.Counter, len(rc.zones))}
+	for z, name := range rc.zones {
+		for r := range numResults {
+			sc.counters[z][r] = responsesTotal.WithLabelValues(server, name, resultNames[r])
+		}
+	}
+	list = append(list, sc)
+	rc.cache.Store(&list)
+	return sc
 }
