@@ -584,3 +584,30 @@ func TestResponsesPerServer(t *testing.T) {
 		responsesTotal.DeletePartialMatch(map[string]string{"server": server})
 	}
 }
+
+// TestSOAFetchFailureRetried: a failed SOA fetch (the next plugin's SERVFAIL)
+// is tried again soon, not cached as "no SOA" for a minute.
+func TestSOAFetchFailureRetried(t *testing.T) {
+	defer func(d time.Duration) { soaRetry = d }(soaRetry)
+	soaRetry = 50 * time.Millisecond
+	z := &zoneHandler{}
+	var fail atomic.Bool
+	fail.Store(true)
+	next := test.HandlerFunc(func(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
+		if fail.Load() {
+			return dns.RcodeServerFailure, nil
+		}
+		return z.ServeDNS(ctx, w, r)
+	})
+	m := newTestHandler(t, answersBlock, next)
+	req := new(dns.Msg)
+	req.SetQuestion("nope.example.org.", dns.TypeA)
+	if resp, _ := serve(t, m, req); len(resp.Ns) != 0 {
+		t.Fatalf("SOA %v from a failing next plugin", resp.Ns)
+	}
+	fail.Store(false)
+	time.Sleep(100 * time.Millisecond)
+	if resp, _ := serve(t, m, req); len(resp.Ns) != 1 {
+		t.Errorf("after the next plugin recovered: authority %v, want its SOA", resp.Ns)
+	}
+}
