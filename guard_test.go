@@ -49,7 +49,7 @@ func TestGuardRefusesNonLoopback(t *testing.T) {
 		{"127.9.9.9:80", true},
 		{"[::1]:80", true},
 		{"192.0.2.1:80", false},
-		{"10.0.0.1:80", false},
+		{"198.51.100.1:80", false},
 		{"[2001:db8::1]:80", false},
 	} {
 		if err := loopbackOnly("tcp", tc.addr, nil); (err == nil) != tc.ok {

@@ -81,7 +81,7 @@ func TestMetricsScrape(t *testing.T) {
 	b1 := newBackend(t, "127.0.0.1")
 	b2 := newBackend(t, "127.0.0.2")
 	dead := closedAddr(t, "127.0.0.3")
-	port := freePort(t)
+	port := freeTCPPort(t)
 	server := "dns://127.0.0.1:" + port
 
 	s := startCoreDNS(t, fmt.Sprintf(`example.org:%s {
@@ -458,20 +458,6 @@ func waitValue(t *testing.T, name string, l labels, want float64) {
 	if !eventually(10*time.Second, func() bool { v, ok := scrape(t, name).one(l); return ok && v == want }) {
 		t.Fatalf("%s%v: want %v, have %v", name, l, want, scrape(t, name).match(l))
 	}
-}
-
-// freePort returns a port that was free on 127.0.0.1 a moment ago, for a
-// listener whose address must be known before it starts (a server label, the
-// ready plugin's address).
-func freePort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	_, port, _ := net.SplitHostPort(ln.Addr().String())
-	return port
 }
 
 // closedAddr returns ip:port where nothing listens: probes get connection

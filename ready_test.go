@@ -59,7 +59,7 @@ func TestReadyPlugin(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			fast := newBackend(t, "127.0.0.1")
 			slow := newGatedBackend(t, "127.0.0.5")
-			readyAddr := "127.0.0.1:" + freePort(t)
+			readyAddr := "127.0.0.1:" + freeTCPPort(t)
 			startCoreDNS(t, tc.corefile(readyAddr, fast.addr, slow.addr))
 
 			client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
