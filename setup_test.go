@@ -489,9 +489,9 @@ multivalue example.org {
 		{"A out of range", `multivalue example.org {
     records www A {
         127.0.0.1
-        999.1.1.1
+        127.0.0.999
     }
-}`, 4, `records www.example.org. A: value "999.1.1.1": not a valid A value`},
+}`, 4, `records www.example.org. A: value "127.0.0.999": not a valid A value`},
 		{"A given an IPv6 address", `multivalue example.org {
     records www A ::1
 }`, 2, `value "::1"`},
