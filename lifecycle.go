@@ -57,7 +57,7 @@ func newMultivalue(cfg *config) *Multivalue {
 		zones:      cfg.zones,
 		nodes:      map[string]*node{},
 		maxAnswers: cfg.maxAnswers,
-		policy:     cfg.allUnhealthy,
+		fallback:   cfg.allUnhealthy,
 		fall:       cfg.fall,
 		sets:       cfg.sets,
 		soa:        make([]soaCache, len(cfg.zones)),
@@ -67,7 +67,7 @@ func newMultivalue(cfg *config) *Multivalue {
 		m.addName(z) // the apex exists
 	}
 	for _, s := range cfg.sets {
-		s.policy = cfg.allUnhealthy
+		s.fallback = cfg.allUnhealthy
 		m.addName(s.name)
 		n := m.nodes[s.name]
 		n.sets = append(n.sets, s)

@@ -21,7 +21,7 @@ type Multivalue struct {
 	zones      []string         // lower case, as parsed
 	nodes      map[string]*node // every name that exists here, lower case
 	maxAnswers int
-	policy     policy
+	fallback   fallback
 	fall       fall.F
 	sets       []*recordSet
 	soa        []soaCache // per zone, same index as zones
@@ -82,10 +82,10 @@ func (m *Multivalue) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.
 		m.responses.inc(ctx, zi, resultHealthy)
 	} else {
 		m.responses.inc(ctx, zi, resultAllUnhealthy)
-		switch m.policy {
-		case policyNodata:
+		switch m.fallback {
+		case fallbackNodata:
 			return m.negative(ctx, w, r, zi, dns.RcodeSuccess)
-		case policyFallthrough:
+		case fallbackFallthrough:
 			return m.nextExisting(ctx, w, r)
 		}
 		rrs = set.all

@@ -19,7 +19,7 @@ type recordSet struct {
 	all      []dns.RR                 // every value's RR, canonical order; read only
 	healthy  atomic.Pointer[[]dns.RR] // healthy values' RRs, canonical order; replaced, never changed
 
-	policy policy // all_unhealthy, for the warning when the last value goes
+	fallback fallback // all_unhealthy, for the warning when the last value goes
 
 	requested atomic.Uint64 // refreshes asked for
 	mu        sync.Mutex    // serialises refresh and bind; never taken by a query
@@ -72,7 +72,7 @@ func (s *recordSet) refresh() {
 		}
 	}
 	if old := s.healthy.Load(); old != nil && len(*old) > 0 && len(healthy) == 0 {
-		log.Warningf("%s %s has no healthy value: all_unhealthy %s applies", s.name, s.typeName, policyNames[s.policy])
+		log.Warningf("%s %s has no healthy value: all_unhealthy %s applies", s.name, s.typeName, fallbackNames[s.fallback])
 	} else if old != nil && len(*old) == 0 && len(healthy) > 0 {
 		log.Infof("%s %s has a healthy value again", s.name, s.typeName)
 	}

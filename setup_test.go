@@ -826,8 +826,8 @@ func TestParse(t *testing.T) {
 				if !slices.Equal(cfg.zones, []string{"example.org."}) {
 					t.Errorf("zones %v", cfg.zones)
 				}
-				if cfg.ttl != 60 || cfg.maxAnswers != 8 || cfg.allUnhealthy != policyServe {
-					t.Errorf("ttl %d max_answers %d all_unhealthy %s, want 60 8 serve", cfg.ttl, cfg.maxAnswers, policyNames[cfg.allUnhealthy])
+				if cfg.ttl != 60 || cfg.maxAnswers != 8 || cfg.allUnhealthy != fallbackServe {
+					t.Errorf("ttl %d max_answers %d all_unhealthy %s, want 60 8 serve", cfg.ttl, cfg.maxAnswers, fallbackNames[cfg.allUnhealthy])
 				}
 				if len(cfg.fall.Zones) != 0 {
 					t.Errorf("fallthrough %v, want none", cfg.fall.Zones)
@@ -852,8 +852,8 @@ func TestParse(t *testing.T) {
 }`,
 			want: []string{"www.example.org. A ttl=300", "  127.0.0.1", "api.example.org. A ttl=0", "  127.0.0.1"},
 			check: func(t *testing.T, cfg *config) {
-				if cfg.ttl != 300 || cfg.maxAnswers != 255 || cfg.allUnhealthy != policyNodata {
-					t.Errorf("ttl %d max_answers %d all_unhealthy %s, want 300 255 nodata", cfg.ttl, cfg.maxAnswers, policyNames[cfg.allUnhealthy])
+				if cfg.ttl != 300 || cfg.maxAnswers != 255 || cfg.allUnhealthy != fallbackNodata {
+					t.Errorf("ttl %d max_answers %d all_unhealthy %s, want 300 255 nodata", cfg.ttl, cfg.maxAnswers, fallbackNames[cfg.allUnhealthy])
 				}
 				if !slices.Equal(cfg.fall.Zones, []string{"."}) {
 					t.Errorf("fallthrough %v, want [.]", cfg.fall.Zones)
@@ -870,8 +870,8 @@ func TestParse(t *testing.T) {
 }`,
 			want: []string{"www.example.org. A ttl=60", "  127.0.0.1"},
 			check: func(t *testing.T, cfg *config) {
-				if cfg.allUnhealthy != policyFallthrough || cfg.maxAnswers != 1 {
-					t.Errorf("all_unhealthy %s max_answers %d", policyNames[cfg.allUnhealthy], cfg.maxAnswers)
+				if cfg.allUnhealthy != fallbackFallthrough || cfg.maxAnswers != 1 {
+					t.Errorf("all_unhealthy %s max_answers %d", fallbackNames[cfg.allUnhealthy], cfg.maxAnswers)
 				}
 				if !slices.Equal(cfg.fall.Zones, []string{"sub.example.org.", "example.net."}) {
 					t.Errorf("fallthrough %v", cfg.fall.Zones)
@@ -1316,8 +1316,8 @@ func TestParse(t *testing.T) {
 				if !slices.Equal(cfg.zones, []string{"example.org.", "example.net."}) {
 					t.Errorf("zones %v", cfg.zones)
 				}
-				if cfg.ttl != 30 || cfg.maxAnswers != 4 || cfg.allUnhealthy != policyNodata {
-					t.Errorf("ttl %d max_answers %d all_unhealthy %s", cfg.ttl, cfg.maxAnswers, policyNames[cfg.allUnhealthy])
+				if cfg.ttl != 30 || cfg.maxAnswers != 4 || cfg.allUnhealthy != fallbackNodata {
+					t.Errorf("ttl %d max_answers %d all_unhealthy %s", cfg.ttl, cfg.maxAnswers, fallbackNames[cfg.allUnhealthy])
 				}
 				if !slices.Equal(cfg.fall.Zones, []string{"example.net."}) {
 					t.Errorf("fallthrough %v", cfg.fall.Zones)

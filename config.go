@@ -14,16 +14,16 @@ import (
 	"github.com/miekg/dns"
 )
 
-// Policies for a record set with no healthy value (all_unhealthy).
-type policy uint8
+// fallback is what a record set with no healthy value answers (all_unhealthy).
+type fallback uint8
 
 const (
-	policyServe policy = iota
-	policyNodata
-	policyFallthrough
+	fallbackServe fallback = iota
+	fallbackNodata
+	fallbackFallthrough
 )
 
-var policyNames = [...]string{policyServe: "serve", policyNodata: "nodata", policyFallthrough: "fallthrough"}
+var fallbackNames = [...]string{fallbackServe: "serve", fallbackNodata: "nodata", fallbackFallthrough: "fallthrough"}
 
 const (
 	defaultTTL        = 60
@@ -37,7 +37,7 @@ type config struct {
 	zones        []string
 	ttl          uint32
 	maxAnswers   int
-	allUnhealthy policy
+	allUnhealthy fallback
 	fall         fall.F
 	sets         []*recordSet // in Corefile order
 }
@@ -144,11 +144,11 @@ func parseConfig(c *parser) (*config, error) {
 			}
 			switch args[0] {
 			case "serve":
-				cfg.allUnhealthy = policyServe
+				cfg.allUnhealthy = fallbackServe
 			case "nodata":
-				cfg.allUnhealthy = policyNodata
+				cfg.allUnhealthy = fallbackNodata
 			case "fallthrough":
-				cfg.allUnhealthy = policyFallthrough
+				cfg.allUnhealthy = fallbackFallthrough
 			default:
 				return c.Errf("all_unhealthy %q: want serve, nodata or fallthrough", args[0])
 			}
