@@ -122,7 +122,7 @@ func mvHandler(n int, checked bool) func(b *testing.B) plugin.Handler {
 		if err != nil {
 			b.Fatal(err)
 		}
-		m := newMultivalue(cfg)
+		m := newMultivalue(cfg, defaultEngine)
 		m.Next = test.ErrorHandler()
 		return m
 	}

@@ -36,8 +36,8 @@ var noSystemResolver = &net.Resolver{
 
 // guardNetwork installs both guards for the whole test binary.
 func guardNetwork() {
-	probeDialControl = loopbackOnly
-	probeResolver = noSystemResolver
+	defaultEngine.dialer.Control = loopbackOnly
+	defaultEngine.dialer.Resolver = noSystemResolver
 }
 
 func TestGuardRefusesNonLoopback(t *testing.T) {

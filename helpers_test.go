@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -188,7 +189,7 @@ func eventually(d time.Duration, cond func() bool) bool {
 // test that then breaks a backend measures thresholds, not the first probe.
 func waitFirstResults(t *testing.T) {
 	t.Helper()
-	if !eventually(5*time.Second, checks.allHaveResults) {
+	if !eventually(5*time.Second, defaultEngine.table.allHaveResults) {
 		t.Fatal("checks have no first result after 5s")
 	}
 }
@@ -202,4 +203,43 @@ func freeTCPPort(t *testing.T) string {
 	}
 	defer ln.Close()
 	return strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+}
+
+// newTestCheck builds a check as the engine would, without scheduling it: the
+// test runs its probes or records its results. Its series go when the test
+// ends.
+func newTestCheck(t testing.TB, s *checkSpec) *check {
+	t.Helper()
+	c := newCheck(s, newProber(s, defaultEngine.dialer), defaultEngine.metrics)
+	t.Cleanup(func() {
+		c.cancel()
+		defaultEngine.metrics.releaseCheck(c.target, s.protocol)
+	})
+	return c
+}
+
+// fixedSource is a source whose verdict the test sets.
+type fixedSource struct {
+	mu sync.Mutex
+	v  verdict
+	w  watchers
+}
+
+func (f *fixedSource) verdict() verdict {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.v
+}
+
+func (f *fixedSource) watch(fn func()) func() { return f.w.add(fn) }
+
+// set changes the verdict and tells the watchers, as a transition would.
+func (f *fixedSource) set(healthy bool) {
+	f.mu.Lock()
+	changed := f.v.healthy != healthy || !f.v.known
+	f.v = verdict{healthy: healthy, known: true, since: time.Now(), reason: "set by the test"}
+	f.mu.Unlock()
+	if changed {
+		f.w.notify()
+	}
 }

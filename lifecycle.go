@@ -1,10 +1,6 @@
 package multivalue
 
-import (
-	"sync"
-
-	"github.com/miekg/dns"
-)
+import "sync"
 
 // lifecycle is whether an instance has started and stopped.
 type lifecycle struct {
@@ -49,66 +45,6 @@ func (m *Multivalue) restartFailed() error {
 	return nil
 }
 
-// newMultivalue builds the handler from a parsed config. It starts nothing,
-// but it reads the registry so that a reloaded instance serves the status its
-// predecessor's checks already know from its first query on.
-func newMultivalue(cfg *config) *Multivalue {
-	m := &Multivalue{
-		zones:      cfg.zones,
-		nodes:      map[string]*node{},
-		maxAnswers: cfg.maxAnswers,
-		fallback:   cfg.allUnhealthy,
-		fall:       cfg.fall,
-		sets:       cfg.sets,
-		soa:        make([]soaCache, len(cfg.zones)),
-	}
-	m.responses.zones = cfg.zones
-	for _, z := range cfg.zones {
-		m.addName(z) // the apex exists
-	}
-	for _, s := range cfg.sets {
-		s.fallback = cfg.allUnhealthy
-		m.addName(s.name)
-		n := m.nodes[s.name]
-		n.sets = append(n.sets, s)
-		for _, v := range s.values {
-			if v.spec != nil {
-				v.check = checks.lookup(v.spec.key())
-			}
-		}
-		s.refresh()
-	}
-	return m
-}
-
-// addName makes name exist here, and every name between it and the top of
-// the zones it lies in: the empty non-terminals, also between two nested
-// zones (b.example.org. for x.a.b.example.org. with zones example.org. and
-// a.b.example.org.).
-func (m *Multivalue) addName(name string) {
-	top := ""
-	for _, z := range m.zones {
-		if inZone(name, z) && (top == "" || len(z) < len(top)) {
-			top = z
-		}
-	}
-	for {
-		if m.nodes[name] == nil {
-			m.nodes[name] = &node{}
-		}
-		if name == top {
-			return
-		}
-		// Up one label; below the root the last step ends the string.
-		off, end := dns.NextLabel(name, 0)
-		if end {
-			name = "."
-		} else {
-			name = name[off:]
-		}
-	}
-}
-
 // start acquires the instance's checks (starting those that are new) and binds
 // its values to them. Runs in OnStartup, before the servers accept queries.
 func (m *Multivalue) start() error {
@@ -123,18 +59,17 @@ func (m *Multivalue) start() error {
 		reloading.started = append(reloading.started, m)
 	}
 	reloading.Unlock()
+	e := m.engine
 	for _, s := range m.sets {
 		for _, v := range s.values {
-			l := s.label(v)
-			gauge := acquireValueSeries(l)
 			var c *check
+			var src source = alwaysHealthy{}
 			if v.spec != nil {
-				c = checks.acquire(v.spec)
-				c.subscribe(s, l)
+				c = e.acquire(v.spec)
+				src = c
 			}
-			s.mu.Lock()
-			v.check, v.gauge = c, gauge
-			s.mu.Unlock()
+			st := e.metrics.acquireValue(s.label(v), src.verdict())
+			s.bind(v, src, c, st)
 		}
 		s.refresh()
 	}
@@ -157,18 +92,16 @@ func (m *Multivalue) stop() error {
 	reloading.Lock()
 	reloading.active, reloading.started = false, nil
 	reloading.Unlock()
+	e := m.engine
 	for _, s := range m.sets {
 		for _, v := range s.values {
-			l := s.label(v)
-			s.mu.Lock()
-			c := v.check
-			v.gauge = nil
-			s.mu.Unlock()
-			if c != nil && v.spec != nil {
-				c.unsubscribe(s, l)
-				checks.release(c)
+			c, st := s.unbind(v)
+			if c != nil {
+				e.release(c)
 			}
-			releaseValueSeries(l)
+			if st != nil {
+				e.metrics.releaseValue(st)
+			}
 		}
 	}
 	return nil
@@ -185,5 +118,5 @@ func (m *Multivalue) Ready() bool {
 	if !running {
 		return false
 	}
-	return checks.allHaveResults()
+	return m.engine.table.allHaveResults()
 }

@@ -6,96 +6,136 @@ import (
 	"github.com/coredns/coredns/plugin"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promauto"
 )
 
-var (
-	healthyGauge = promauto.NewGaugeVec(prometheus.GaugeOpts{
-		Namespace: plugin.Namespace,
-		Subsystem: "multivalue",
-		Name:      "healthy",
-		Help:      "Whether a value is served: 1 healthy, 0 unhealthy.",
-	}, []string{"name", "type", "value"})
+// metricSet is the plugin's collectors and the reference counts that decide
+// when their series go. The process has one (defaultEngine's), registered
+// where CoreDNS's prometheus plugin exports from; a test can build its own on
+// a registry of its own.
+//
+// Series are shared and counted: on a reload the old instance shuts down
+// after the new one started, and must not delete the series the new one
+// still owns.
+type metricSet struct {
+	healthy       *prometheus.GaugeVec
+	checksTotal   *prometheus.CounterVec
+	checkDuration *prometheus.HistogramVec
+	transitions   *prometheus.CounterVec
+	responses     *prometheus.CounterVec
 
-	checksTotal = promauto.NewCounterVec(prometheus.CounterOpts{
-		Namespace: plugin.Namespace,
-		Subsystem: "multivalue",
-		Name:      "checks_total",
-		Help:      "Counter of health-check probes by target, protocol and result (success or failure).",
-	}, []string{"target", "protocol", "result"})
-
-	checkDuration = promauto.NewHistogramVec(prometheus.HistogramOpts{
-		Namespace: plugin.Namespace,
-		Subsystem: "multivalue",
-		Name:      "check_duration_seconds",
-		Buckets:   plugin.TimeBuckets,
-		Help:      "Histogram of the time health-check probes took.",
-	}, []string{"target", "protocol"})
-
-	transitionsTotal = promauto.NewCounterVec(prometheus.CounterOpts{
-		Namespace: plugin.Namespace,
-		Subsystem: "multivalue",
-		Name:      "transitions_total",
-		Help:      "Counter of health status changes of a value, by the status it changed to.",
-	}, []string{"name", "type", "value", "to"})
-
-	responsesTotal = promauto.NewCounterVec(prometheus.CounterOpts{
-		Namespace: plugin.Namespace,
-		Subsystem: "multivalue",
-		Name:      "responses_total",
-		Help:      "Counter of queries for the plugin's zones by outcome: healthy, all_unhealthy, nodata, nxdomain, fallthrough.",
-	}, []string{"server", "zone", "result"})
-)
-
-// valueSeries counts, per value, the instances that export its series: on a
-// reload the old instance shuts down after the new one started, and must not
-// delete the series the new one still owns.
-var valueSeries = struct {
-	sync.Mutex
-	refs map[valueLabel]int
-}{refs: map[valueLabel]int{}}
-
-// acquireValueSeries returns the healthy gauge of a value, counting the use.
-func acquireValueSeries(l valueLabel) prometheus.Gauge {
-	valueSeries.Lock()
-	defer valueSeries.Unlock()
-	valueSeries.refs[l]++
-	return healthyGauge.WithLabelValues(l.name, l.typ, l.value)
+	mu     sync.Mutex
+	values map[valueLabel]*valueState
+	// Running checks per (target, protocol): the labels of checks_total and
+	// check_duration_seconds, which checks differing in other settings
+	// share; the series go with the last of them.
+	checks map[[2]string]int
 }
 
-// releaseValueSeries drops one use; the last one deletes the value's series.
-func releaseValueSeries(l valueLabel) {
-	valueSeries.Lock()
-	defer valueSeries.Unlock()
-	if valueSeries.refs[l]--; valueSeries.refs[l] > 0 {
+func newMetricSet(reg prometheus.Registerer) *metricSet {
+	ms := &metricSet{
+		healthy: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: plugin.Namespace,
+			Subsystem: "multivalue",
+			Name:      "healthy",
+			Help:      "Whether a value is served: 1 healthy, 0 unhealthy.",
+		}, []string{"name", "type", "value"}),
+		checksTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: plugin.Namespace,
+			Subsystem: "multivalue",
+			Name:      "checks_total",
+			Help:      "Counter of health-check probes by target, protocol and result (success or failure).",
+		}, []string{"target", "protocol", "result"}),
+		checkDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: plugin.Namespace,
+			Subsystem: "multivalue",
+			Name:      "check_duration_seconds",
+			Buckets:   plugin.TimeBuckets,
+			Help:      "Histogram of the time health-check probes took.",
+		}, []string{"target", "protocol"}),
+		transitions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: plugin.Namespace,
+			Subsystem: "multivalue",
+			Name:      "transitions_total",
+			Help:      "Counter of health status changes of a value, by the status it changed to.",
+		}, []string{"name", "type", "value", "to"}),
+		responses: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: plugin.Namespace,
+			Subsystem: "multivalue",
+			Name:      "responses_total",
+			Help:      "Counter of queries for the plugin's zones by outcome: healthy, all_unhealthy, nodata, nxdomain, fallthrough.",
+		}, []string{"server", "zone", "view", "result"}),
+		values: map[valueLabel]*valueState{},
+		checks: map[[2]string]int{},
+	}
+	reg.MustRegister(ms.healthy, ms.checksTotal, ms.checkDuration, ms.transitions, ms.responses)
+	return ms
+}
+
+// checkSeries returns the series of a check, counting the use; releaseCheck
+// drops it.
+func (ms *metricSet) checkSeries(target, protocol string) (successes, failures prometheus.Counter, duration prometheus.Observer) {
+	ms.mu.Lock()
+	defer ms.mu.Unlock()
+	ms.checks[[2]string{target, protocol}]++
+	return ms.checksTotal.WithLabelValues(target, protocol, "success"),
+		ms.checksTotal.WithLabelValues(target, protocol, "failure"),
+		ms.checkDuration.WithLabelValues(target, protocol)
+}
+
+// releaseCheck drops one use of a check's series; the last one deletes them.
+func (ms *metricSet) releaseCheck(target, protocol string) {
+	ms.mu.Lock()
+	defer ms.mu.Unlock()
+	k := [2]string{target, protocol}
+	if ms.checks[k]--; ms.checks[k] > 0 {
 		return
 	}
-	delete(valueSeries.refs, l)
-	healthyGauge.DeleteLabelValues(l.name, l.typ, l.value)
+	delete(ms.checks, k)
+	for _, res := range []string{"success", "failure"} {
+		ms.checksTotal.DeleteLabelValues(target, protocol, res)
+	}
+	ms.checkDuration.DeleteLabelValues(target, protocol)
+}
+
+// acquireValue returns the shared state of a value, counting the use. A new
+// one starts from v, without counting a transition: the value's status is
+// what its source already knows.
+func (ms *metricSet) acquireValue(l valueLabel, v verdict) *valueState {
+	ms.mu.Lock()
+	defer ms.mu.Unlock()
+	st := ms.values[l]
+	if st == nil {
+		st = &valueState{label: l, ms: ms, healthy: v.healthy, gauge: ms.healthy.WithLabelValues(l.name, l.typ, l.value)}
+		st.gauge.Set(boolFloat(v.healthy))
+		ms.values[l] = st
+	}
+	st.refs++
+	return st
+}
+
+// releaseValue drops one use; the last one deletes the value's series.
+func (ms *metricSet) releaseValue(st *valueState) {
+	ms.mu.Lock()
+	defer ms.mu.Unlock()
+	if st.refs--; st.refs > 0 {
+		return
+	}
+	delete(ms.values, st.label)
+	st.mu.Lock()
+	st.released = true
+	st.mu.Unlock()
+	l := st.label
+	ms.healthy.DeleteLabelValues(l.name, l.typ, l.value)
 	// Exact deletes: DeletePartialMatch scans every series, which made
 	// releasing 10,000 values quadratic.
 	for _, to := range []string{"healthy", "unhealthy"} {
-		transitionsTotal.DeleteLabelValues(l.name, l.typ, l.value, to)
+		ms.transitions.DeleteLabelValues(l.name, l.typ, l.value, to)
 	}
 }
 
-// countTransition counts a change of status of a value, unless its series
-// are gone: a probe that finishes while the last instance using the value
-// shuts down must not bring back the series releaseValueSeries deleted.
-func countTransition(l valueLabel, to string) {
-	valueSeries.Lock()
-	defer valueSeries.Unlock()
-	if valueSeries.refs[l] > 0 {
-		transitionsTotal.WithLabelValues(l.name, l.typ, l.value, to).Inc()
+func boolFloat(b bool) float64 {
+	if b {
+		return 1
 	}
-}
-
-// deleteCheckMetrics drops the series of a check's target and protocol. The
-// registry calls it when the last running check with that pair is released
-// (checks that differ in other settings share the series).
-func deleteCheckMetrics(c *check) {
-	for _, res := range []string{"success", "failure"} {
-		checksTotal.DeleteLabelValues(c.target, c.spec.protocol, res)
-	}
-	checkDuration.DeleteLabelValues(c.target, c.spec.protocol)
+	return 0
 }

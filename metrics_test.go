@@ -23,37 +23,37 @@ func TestMetricsLint(t *testing.T) {
 	}{
 		{
 			name:      "healthy",
-			collector: healthyGauge,
-			child:     func() { healthyGauge.WithLabelValues("lint.example.org.", "A", "127.0.0.1").Set(1) },
-			cleanup:   func() { healthyGauge.DeleteLabelValues("lint.example.org.", "A", "127.0.0.1") },
+			collector: defaultEngine.metrics.healthy,
+			child:     func() { defaultEngine.metrics.healthy.WithLabelValues("lint.example.org.", "A", "127.0.0.1").Set(1) },
+			cleanup:   func() { defaultEngine.metrics.healthy.DeleteLabelValues("lint.example.org.", "A", "127.0.0.1") },
 			metric:    []string{"coredns_multivalue_healthy"},
 		},
 		{
 			name:      "checks_total",
-			collector: checksTotal,
-			child:     func() { checksTotal.WithLabelValues("lint.example.org:80", "http", "success").Inc() },
-			cleanup:   func() { checksTotal.DeleteLabelValues("lint.example.org:80", "http", "success") },
+			collector: defaultEngine.metrics.checksTotal,
+			child:     func() { defaultEngine.metrics.checksTotal.WithLabelValues("lint.example.org:80", "http", "success").Inc() },
+			cleanup:   func() { defaultEngine.metrics.checksTotal.DeleteLabelValues("lint.example.org:80", "http", "success") },
 			metric:    []string{"coredns_multivalue_checks_total"},
 		},
 		{
 			name:      "check_duration_seconds",
-			collector: checkDuration,
-			child:     func() { checkDuration.WithLabelValues("lint.example.org:80", "http").Observe(0.01) },
-			cleanup:   func() { checkDuration.DeleteLabelValues("lint.example.org:80", "http") },
+			collector: defaultEngine.metrics.checkDuration,
+			child:     func() { defaultEngine.metrics.checkDuration.WithLabelValues("lint.example.org:80", "http").Observe(0.01) },
+			cleanup:   func() { defaultEngine.metrics.checkDuration.DeleteLabelValues("lint.example.org:80", "http") },
 			metric:    []string{"coredns_multivalue_check_duration_seconds"},
 		},
 		{
 			name:      "transitions_total",
-			collector: transitionsTotal,
-			child:     func() { transitionsTotal.WithLabelValues("lint.example.org.", "A", "127.0.0.1", "unhealthy").Inc() },
-			cleanup:   func() { transitionsTotal.DeleteLabelValues("lint.example.org.", "A", "127.0.0.1", "unhealthy") },
+			collector: defaultEngine.metrics.transitions,
+			child:     func() { defaultEngine.metrics.transitions.WithLabelValues("lint.example.org.", "A", "127.0.0.1", "unhealthy").Inc() },
+			cleanup:   func() { defaultEngine.metrics.transitions.DeleteLabelValues("lint.example.org.", "A", "127.0.0.1", "unhealthy") },
 			metric:    []string{"coredns_multivalue_transitions_total"},
 		},
 		{
 			name:      "responses_total",
-			collector: responsesTotal,
-			child:     func() { responsesTotal.WithLabelValues("dns://lint:53", "lint.example.org.", "healthy").Inc() },
-			cleanup:   func() { responsesTotal.DeleteLabelValues("dns://lint:53", "lint.example.org.", "healthy") },
+			collector: defaultEngine.metrics.responses,
+			child:     func() { defaultEngine.metrics.responses.WithLabelValues("dns://lint:53", "lint.example.org.", "", "healthy").Inc() },
+			cleanup:   func() { defaultEngine.metrics.responses.DeleteLabelValues("dns://lint:53", "lint.example.org.", "", "healthy") },
 			metric:    []string{"coredns_multivalue_responses_total"},
 		},
 	}
@@ -478,13 +478,17 @@ func closedAddr(t *testing.T, ip string) string {
 func TestCountTransition(t *testing.T) {
 	l := valueLabel{"late.example.org.", "A", "127.0.0.1"}
 	series := labels{"name": l.name, "type": l.typ, "value": l.value, "to": "unhealthy"}
-	acquireValueSeries(l)
-	countTransition(l, "unhealthy")
+	src := &fixedSource{}
+	src.set(true)
+	st := defaultEngine.metrics.acquireValue(l, src.verdict())
+	src.set(false)
+	st.update(src)
 	if got, ok := scrape(t, "coredns_multivalue_transitions_total").one(series); !ok || got != 1 {
 		t.Fatalf("transition of a live value: %v (present %v), want 1", got, ok)
 	}
-	releaseValueSeries(l)
-	countTransition(l, "unhealthy") // a probe that ended after the shutdown
+	defaultEngine.metrics.releaseValue(st)
+	src.set(true)
+	st.update(src) // a probe that ended after the shutdown
 	if got := scrape(t, "coredns_multivalue_transitions_total").match(labels{"name": l.name}); len(got) != 0 {
 		t.Errorf("a late transition brought back %v", got)
 	}

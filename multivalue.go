@@ -27,20 +27,44 @@ type Multivalue struct {
 	soa        []soaCache // per zone, same index as zones
 	responses  responseCounters
 
-	life lifecycle
+	engine *engine // the checks, shared with every instance of the process
+	life   lifecycle
 }
 
-// node is a name that exists here: a held name, a zone apex or an empty
-// non-terminal. sets is in Corefile order (the first answers ANY).
-type node struct{ sets []*recordSet }
-
-func (n *node) set(qtype uint16) *recordSet {
-	for _, s := range n.sets {
-		if s.qtype == qtype || qtype == dns.TypeANY {
-			return s
-		}
+// newMultivalue builds the handler from a parsed config. It starts nothing,
+// but it reads the engine's check table so that a reloaded instance serves the status its
+// predecessor's checks already know from its first query on.
+func newMultivalue(cfg *config, e *engine) *Multivalue {
+	m := &Multivalue{
+		engine:     e,
+		zones:      cfg.zones,
+		nodes:      map[string]*node{},
+		maxAnswers: cfg.maxAnswers,
+		fallback:   cfg.allUnhealthy,
+		fall:       cfg.fall,
+		sets:       cfg.sets,
+		soa:        make([]soaCache, len(cfg.zones)),
 	}
-	return nil
+	m.responses.zones, m.responses.vec = cfg.zones, e.metrics.responses
+	for _, z := range cfg.zones {
+		m.addName(z) // the apex exists
+	}
+	for _, s := range cfg.sets {
+		s.fallback = cfg.allUnhealthy
+		s.selector = uniform{}
+		m.addName(s.name)
+		n := m.nodes[s.name]
+		n.sets = append(n.sets, s)
+		for _, v := range s.values {
+			if v.spec != nil {
+				if c := e.table.lookup(v.spec.key()); c != nil {
+					v.src = c
+				}
+			}
+		}
+		s.refresh()
+	}
+	return m
 }
 
 // Name implements plugin.Handler.
@@ -77,8 +101,9 @@ func (m *Multivalue) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.
 		return m.negative(ctx, w, r, zi, dns.RcodeSuccess)
 	}
 
-	rrs := set.healthyRRs()
-	if len(rrs) > 0 {
+	snap := set.snapshot()
+	from := snap.healthy
+	if len(from) > 0 {
 		m.responses.inc(ctx, zi, resultHealthy)
 	} else {
 		m.responses.inc(ctx, zi, resultAllUnhealthy)
@@ -88,52 +113,15 @@ func (m *Multivalue) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.
 		case fallbackFallthrough:
 			return m.nextExisting(ctx, w, r)
 		}
-		rrs = set.all
+		from = snap.fallback
 	}
 
 	msg := new(dns.Msg)
 	msg.SetReply(r)
 	msg.Authoritative = true
-	msg.Answer = pick(q.Name, rrs, m.maxAnswers, dnssecOK(r))
+	msg.Answer = answer(query{name: q.Name, do: dnssecOK(r), w: w}, set.selector, from, m.maxAnswers)
 	w.WriteMsg(msg)
 	return dns.RcodeSuccess, nil
-}
-
-// zoneIndex returns the index of the longest zone qname (lower case) lies in,
-// or -1.
-func (m *Multivalue) zoneIndex(qname string) int {
-	best := -1
-	for i, z := range m.zones {
-		if inZone(qname, z) && (best < 0 || len(z) > len(m.zones[best])) {
-			best = i
-		}
-	}
-	return best
-}
-
-// inZone reports whether name is zone or a name below it; both are fully
-// qualified and lower case. It is dns.IsSubDomain without the allocations
-// (that one splits both names into labels on every query): a suffix that
-// starts at a label boundary, i.e. after a dot that is not escaped.
-func inZone(name, zone string) bool {
-	if zone == "." {
-		return true
-	}
-	if !strings.HasSuffix(name, zone) {
-		return false
-	}
-	i := len(name) - len(zone)
-	if i == 0 {
-		return true
-	}
-	if name[i-1] != '.' {
-		return false
-	}
-	escapes := 0 // backslashes right before the dot: an odd number escapes it
-	for j := i - 2; j >= 0 && name[j] == '\\'; j-- {
-		escapes++
-	}
-	return escapes%2 == 0
 }
 
 // negative writes NXDOMAIN or NODATA with the zone's SOA, when a plugin after

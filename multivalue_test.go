@@ -29,7 +29,7 @@ func newTestHandler(t testing.TB, block string, next plugin.Handler) *Multivalue
 	if err != nil {
 		t.Fatalf("parse: %v", err)
 	}
-	m := newMultivalue(cfg)
+	m := newMultivalue(cfg, defaultEngine)
 	m.Next = next
 	return m
 }
@@ -43,10 +43,7 @@ func setHealth(t testing.TB, m *Multivalue, name string, qtype uint16, healthy b
 	set.mu.Lock()
 	for _, v := range set.values {
 		if slices.Contains(values, v.text) {
-			c := &check{}
-			c.healthy.Store(healthy)
-			c.hasResult.Store(true)
-			v.check = c
+			v.src = &fixedSource{v: verdict{healthy: healthy, known: true}}
 			found++
 		}
 	}
@@ -460,7 +457,7 @@ func TestRootZone(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := newMultivalue(cfg)
+	m := newMultivalue(cfg, defaultEngine)
 	for _, tc := range []test.Case{
 		{Qname: "www.example.", Qtype: dns.TypeA, Authoritative: true, Answer: []dns.RR{test.A("www.example. 60 IN A 127.0.0.1")}},
 		{Qname: "tld.", Qtype: dns.TypeA, Authoritative: true, Answer: []dns.RR{test.A("tld. 60 IN A 127.0.0.2")}},
@@ -509,9 +506,7 @@ func TestRefreshBatchesConcurrentTransitions(t *testing.T) {
 	set := m.nodes["www.example.org."].set(dns.TypeA)
 	set.mu.Lock()
 	for _, v := range set.values {
-		c := &check{}
-		c.healthy.Store(true)
-		v.check = c
+		v.src = &fixedSource{v: verdict{healthy: true, known: true}}
 	}
 	set.mu.Unlock()
 	set.refresh()
@@ -526,7 +521,7 @@ func TestRefreshBatchesConcurrentTransitions(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			v.check.healthy.Store(false)
+			v.src.(*fixedSource).set(false)
 			set.refresh()
 		}()
 	}
@@ -551,7 +546,7 @@ func TestNestedZonesEmptyNonTerminal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := newMultivalue(cfg)
+	m := newMultivalue(cfg, defaultEngine)
 	for _, tc := range []test.Case{
 		{Qname: "x.a.b.example.org.", Qtype: dns.TypeA, Authoritative: true, Answer: []dns.RR{test.A("x.a.b.example.org. 60 IN A 127.0.0.1")}},
 		{Qname: "a.b.example.org.", Qtype: dns.TypeA, Authoritative: true},
@@ -581,7 +576,7 @@ func TestResponsesPerServer(t *testing.T) {
 		if !ok || v != 3 {
 			t.Errorf("%s: healthy responses %v (present %v), want 3", server, v, ok)
 		}
-		responsesTotal.DeletePartialMatch(map[string]string{"server": server})
+		defaultEngine.metrics.responses.DeletePartialMatch(map[string]string{"server": server})
 	}
 }
 

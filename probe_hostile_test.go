@@ -239,8 +239,8 @@ func hcUseResolver(t *testing.T, d *hcDNS) {
 		conns  []net.Conn
 		closed bool
 	)
-	old := probeResolver
-	probeResolver = &net.Resolver{
+	old := defaultEngine.dialer.Resolver
+	defaultEngine.dialer.Resolver = &net.Resolver{
 		PreferGo: true,
 		Dial: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			mu.Lock()
@@ -257,7 +257,7 @@ func hcUseResolver(t *testing.T, d *hcDNS) {
 		},
 	}
 	t.Cleanup(func() {
-		probeResolver = old
+		defaultEngine.dialer.Resolver = old
 		mu.Lock()
 		closed = true
 		for _, c := range conns {

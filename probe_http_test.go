@@ -78,7 +78,7 @@ func withTLSVerify(t *testing.T, caFile string) func(*checkTemplate) {
 // hcProbe runs one probe of s with a fresh prober, under the check's timeout
 // as check.run does, and says how long it took.
 func hcProbe(s *checkSpec) (bool, string, time.Duration) {
-	return hcProbeWith(newProber(s), s)
+	return hcProbeWith(newProber(s, defaultEngine.dialer), s)
 }
 
 func hcProbeWith(p prober, s *checkSpec) (bool, string, time.Duration) {
@@ -274,7 +274,7 @@ func TestHTTPProbeDefaultHost(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.protocol+" "+tc.host+" "+strconv.Itoa(tc.port), func(t *testing.T) {
-			p := newProber(hcSpec(tc.host, tc.port, withProtocol(tc.protocol))).(*httpProber)
+			p := newProber(hcSpec(tc.host, tc.port, withProtocol(tc.protocol)), defaultEngine.dialer).(*httpProber)
 			if p.host != tc.wantHost || p.url != tc.wantURL {
 				t.Errorf("Host %q URL %q, want %q %q", p.host, p.url, tc.wantHost, tc.wantURL)
 			}
@@ -381,7 +381,7 @@ func TestHTTPProbeNewConnectionEachTime(t *testing.T) {
 			defer srv.Close()
 			host, port := hostPort(t, srv.URL)
 			spec := hcSpec(host, port, tc.opts...)
-			p := newProber(spec)
+			p := newProber(spec, defaultEngine.dialer)
 			// One long-lived context for all probes: its end would close
 			// whatever a probe left open, so it must not come first.
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -444,12 +444,11 @@ func TestProbeInvert(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			host, port := hostPort(t, tc.addr)
-			c := newCheck(hcSpec(host, port, tc.opts...))
-			defer func() { c.cancel(); deleteCheckMetrics(c) }()
+			c := newTestCheck(t, hcSpec(host, port, tc.opts...))
 			c.inflight.Store(true)
 			c.run()
-			if !c.hasResult.Load() || c.isHealthy() != tc.wantHealthy {
-				t.Errorf("after one probe: result %v healthy %v, want healthy %v", c.hasResult.Load(), c.isHealthy(), tc.wantHealthy)
+			if !c.hasResult() || c.isHealthy() != tc.wantHealthy {
+				t.Errorf("after one probe: result %v healthy %v, want healthy %v", c.hasResult(), c.isHealthy(), tc.wantHealthy)
 			}
 			if c.inflight.Load() {
 				t.Error("run left the check marked in flight")

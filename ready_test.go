@@ -234,7 +234,7 @@ func newTestInstance(t *testing.T, records string) *Multivalue {
 	if err != nil {
 		t.Fatalf("parse: %v", err)
 	}
-	m := newMultivalue(cfg)
+	m := newMultivalue(cfg, defaultEngine)
 	t.Cleanup(func() { m.stop() })
 	return m
 }
@@ -244,14 +244,13 @@ func newTestInstance(t *testing.T, records string) *Multivalue {
 func waitChecks(t *testing.T, which func(*check) bool) {
 	t.Helper()
 	ok := eventually(10*time.Second, func() bool {
-		checks.mu.Lock()
-		defer checks.mu.Unlock()
-		for _, c := range checks.checks {
-			if which(c) && !c.hasResult.Load() {
-				return false
+		all := true
+		defaultEngine.table.each(func(c *check) {
+			if which(c) && !c.hasResult() {
+				all = false
 			}
-		}
-		return true
+		})
+		return all
 	})
 	if !ok {
 		t.Fatal("checks have no first result after 10s")

@@ -117,9 +117,7 @@ func goroutinesSettled() int {
 }
 
 func registeredChecks() int {
-	checks.mu.Lock()
-	defer checks.mu.Unlock()
-	return len(checks.checks)
+	return defaultEngine.table.len()
 }
 
 // TestReloadKeepsUnhealthyOut reloads with changes that leave the web checks
@@ -358,18 +356,17 @@ func lifecycleInstance(t *testing.T, block string) *Multivalue {
 	if err != nil {
 		t.Fatalf("parse: %v", err)
 	}
-	return newMultivalue(cfg)
+	return newMultivalue(cfg, defaultEngine)
 }
 
 func checkRefs(addr string) int {
-	checks.mu.Lock()
-	defer checks.mu.Unlock()
-	for _, c := range checks.checks {
+	refs := 0
+	defaultEngine.table.each(func(c *check) {
 		if c.target == addr {
-			return c.refs
+			refs = c.refs
 		}
-	}
-	return 0
+	})
+	return refs
 }
 
 // TestReloadFailedAfterStartup runs caddy's callbacks in the order of a

@@ -29,6 +29,7 @@ var resultNames = [numResults]string{"healthy", "all_unhealthy", "nodata", "nxdo
 // handler serves every listener of its server block (`dns://.:53` and
 // `tls://.:853` share it), hence a small list rather than one entry.
 type responseCounters struct {
+	vec   *prometheus.CounterVec
 	zones []string
 	mu    sync.Mutex                        // serialises additions
 	cache atomic.Pointer[[]*serverCounters] // copy on write
@@ -36,17 +37,18 @@ type responseCounters struct {
 
 type serverCounters struct {
 	server   string
+	view     string
 	counters [][numResults]prometheus.Counter // [zone][result]
 }
 
 func (rc *responseCounters) inc(ctx context.Context, zone int, res result) {
-	rc.forServer(metrics.WithServer(ctx)).counters[zone][res].Inc()
+	rc.forServer(metrics.WithServer(ctx), metrics.WithView(ctx)).counters[zone][res].Inc()
 }
 
-func (rc *responseCounters) forServer(server string) *serverCounters {
+func (rc *responseCounters) forServer(server, view string) *serverCounters {
 	if list := rc.cache.Load(); list != nil {
 		for _, sc := range *list {
-			if sc.server == server {
+			if sc.server == server && sc.view == view {
 				return sc
 			}
 		}
@@ -56,16 +58,16 @@ func (rc *responseCounters) forServer(server string) *serverCounters {
 	var list []*serverCounters
 	if old := rc.cache.Load(); old != nil {
 		for _, sc := range *old {
-			if sc.server == server {
+			if sc.server == server && sc.view == view {
 				return sc
 			}
 		}
 		list = append(list, *old...)
 	}
-	sc := &serverCounters{server: server, counters: make([][numResults]prometheus.Counter, len(rc.zones))}
+	sc := &serverCounters{server: server, view: view, counters: make([][numResults]prometheus.Counter, len(rc.zones))}
 	for z, name := range rc.zones {
 		for r := range numResults {
-			sc.counters[z][r] = responsesTotal.WithLabelValues(server, name, resultNames[r])
+			sc.counters[z][r] = rc.vec.WithLabelValues(server, name, view, resultNames[r])
 		}
 	}
 	list = append(list, sc)

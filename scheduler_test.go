@@ -103,9 +103,7 @@ func testSpec(t *testing.T, protocol, addr string, interval, timeout time.Durati
 
 // schedulerIdle reports whether no check is registered and no scheduler runs.
 func schedulerIdle() bool {
-	checks.mu.Lock()
-	defer checks.mu.Unlock()
-	return len(checks.checks) == 0 && len(checks.queue) == 0 && checks.sched == nil
+	return defaultEngine.table.len() == 0 && defaultEngine.sched.idle()
 }
 
 func TestJitteredBounds(t *testing.T) {
@@ -158,11 +156,11 @@ func TestFirstProbesSpread(t *testing.T) {
 			}
 			start := time.Now()
 			for _, ln := range lns {
-				cs = append(cs, checks.acquire(testSpec(t, protoTCP, ln.addr, tc.interval, 100*time.Millisecond)))
+				cs = append(cs, defaultEngine.acquire(testSpec(t, protoTCP, ln.addr, tc.interval, 100*time.Millisecond)))
 			}
 			defer func() {
 				for _, c := range cs {
-					checks.release(c)
+					defaultEngine.release(c)
 				}
 			}()
 			// Scheduling on a loaded machine adds latency, never removes it.
@@ -202,8 +200,8 @@ func TestFirstProbesSpread(t *testing.T) {
 // TestProbeInterval counts the probes of one TCP check with interval 200ms.
 func TestProbeInterval(t *testing.T) {
 	ln := newProbeListener(t, false)
-	c := checks.acquire(testSpec(t, protoTCP, ln.addr, 200*time.Millisecond, 100*time.Millisecond))
-	defer checks.release(c)
+	c := defaultEngine.acquire(testSpec(t, protoTCP, ln.addr, 200*time.Millisecond, 100*time.Millisecond))
+	defer defaultEngine.release(c)
 	if !eventually(3*time.Second, func() bool { return ln.count() > 0 }) {
 		t.Fatal("no first probe after 3s")
 	}
@@ -234,12 +232,12 @@ func TestProbeInterval(t *testing.T) {
 func TestOneProbeInFlight(t *testing.T) {
 	ln := newProbeListener(t, true)
 	const interval, timeout = 100 * time.Millisecond, 500 * time.Millisecond
-	c := checks.acquire(testSpec(t, protoHTTP, ln.addr, interval, timeout))
+	c := defaultEngine.acquire(testSpec(t, protoHTTP, ln.addr, interval, timeout))
 	if !eventually(5*time.Second, func() bool { return ln.count() >= 4 }) {
-		checks.release(c)
+		defaultEngine.release(c)
 		t.Fatalf("only %d probes in 5s", ln.count())
 	}
-	checks.release(c)
+	defaultEngine.release(c)
 	times := ln.times()
 	var gaps []time.Duration
 	for i := 1; i < len(times); i++ {
@@ -251,7 +249,7 @@ func TestOneProbeInFlight(t *testing.T) {
 	if slices.Min(gaps) < timeout*7/10 {
 		t.Errorf("probes of a hanging target started %v apart, want at least the timeout (%v) apart: one probe in flight at a time", gaps, timeout)
 	}
-	if c.hasResult.Load() && c.isHealthy() {
+	if c.hasResult() && c.isHealthy() {
 		t.Errorf("a target that never answers is healthy")
 	}
 }
@@ -292,9 +290,7 @@ func TestSharedCheckProbesOnce(t *testing.T) {
 		return s
 	}
 	startCoreDNS(t, block("example.org")+block("example.net"))
-	checks.mu.Lock()
-	running := len(checks.checks)
-	checks.mu.Unlock()
+	running := defaultEngine.table.len()
 	if running != 1 {
 		t.Errorf("%d checks running for one target and settings, want 1", running)
 	}
@@ -317,21 +313,21 @@ func TestReleaseStopsProbes(t *testing.T) {
 	ln := newProbeListener(t, false)
 	idle := goleak.IgnoreCurrent()
 	spec := testSpec(t, protoTCP, ln.addr, 50*time.Millisecond, 20*time.Millisecond)
-	c1 := checks.acquire(spec)
-	c2 := checks.acquire(spec) // a second user, e.g. the new instance of a reload
+	c1 := defaultEngine.acquire(spec)
+	c2 := defaultEngine.acquire(spec) // a second user, e.g. the new instance of a reload
 	if c1 != c2 {
 		t.Fatal("the same spec acquired twice gave two checks")
 	}
 	if !eventually(3*time.Second, func() bool { return ln.count() >= 2 }) {
 		t.Fatal("fewer than 2 probes after 3s")
 	}
-	checks.release(c1)
+	defaultEngine.release(c1)
 	before := ln.count()
 	time.Sleep(300 * time.Millisecond)
 	if ln.count() == before {
 		t.Errorf("no probe in 300ms after releasing one of two users: the check must keep running")
 	}
-	checks.release(c2)
+	defaultEngine.release(c2)
 	if !schedulerIdle() {
 		t.Errorf("check or scheduler still registered after the last release")
 	}
@@ -356,11 +352,11 @@ func TestAcquireReleaseNoDeadlock(t *testing.T) {
 		for i := range 300 {
 			spec := testSpec(t, protoTCP, ln.addr, 10*time.Millisecond, 5*time.Millisecond)
 			spec.failureThreshold = 1 + i%10 // a new check now and then
-			c := checks.acquire(spec)
+			c := defaultEngine.acquire(spec)
 			if i%3 == 0 {
 				time.Sleep(time.Duration(i%7) * time.Millisecond)
 			}
-			checks.release(c)
+			defaultEngine.release(c)
 			rounds.Add(1)
 		}
 	}()
@@ -387,11 +383,11 @@ func TestSecondProbesSpreadOverInterval(t *testing.T) {
 	}
 	start := time.Now()
 	for _, ln := range lns {
-		cs = append(cs, checks.acquire(testSpec(t, protoTCP, ln.addr, interval, 100*time.Millisecond)))
+		cs = append(cs, defaultEngine.acquire(testSpec(t, protoTCP, ln.addr, interval, 100*time.Millisecond)))
 	}
 	defer func() {
 		for _, c := range cs {
-			checks.release(c)
+			defaultEngine.release(c)
 		}
 	}()
 	// Without the spread every second probe would come 5.4 s to 8.6 s after
@@ -417,19 +413,19 @@ func TestSecondProbesSpreadOverInterval(t *testing.T) {
 func TestStatusInheritedWhileAnySiblingRuns(t *testing.T) {
 	ln := newProbeListener(t, true) // accepts, never answers: no probe result
 	acquire := func(interval time.Duration) *check {
-		return checks.acquire(testSpec(t, protoHTTP, ln.addr, interval, 20*time.Second))
+		return defaultEngine.acquire(testSpec(t, protoHTTP, ln.addr, interval, 20*time.Second))
 	}
 	c1 := acquire(30 * time.Second)
-	defer checks.release(c1)
+	defer defaultEngine.release(c1)
 	c1.record(false, "status 503")
 	c2 := acquire(40 * time.Second)
 	if c2.isHealthy() {
 		t.Fatal("c2 did not start from c1's status")
 	}
-	checks.release(c2) // c1 still runs
+	defaultEngine.release(c2) // c1 still runs
 	c3 := acquire(50 * time.Second)
-	defer checks.release(c3)
-	if c3.isHealthy() || !c3.hasResult.Load() {
+	defer defaultEngine.release(c3)
+	if c3.isHealthy() || !c3.hasResult() {
 		t.Error("c3 started as healthy with no result, although c1 with the same probe is down")
 	}
 }

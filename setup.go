@@ -21,7 +21,7 @@ func setup(c *caddy.Controller) error {
 	if err != nil {
 		return plugin.Error(pluginName, err)
 	}
-	mv := newMultivalue(cfg)
+	mv := newMultivalue(cfg, defaultEngine)
 
 	c.OnStartup(mv.start)
 	c.OnShutdown(mv.stop)

@@ -81,7 +81,7 @@ func TestStressFlappingHealth(t *testing.T) {
 	if err != nil {
 		t.Fatalf("parse: %v", err)
 	}
-	m := newMultivalue(cfg)
+	m := newMultivalue(cfg, defaultEngine)
 	if len(m.sets) != len(sets) {
 		t.Fatalf("got %d record sets, want %d", len(m.sets), len(sets))
 	}
@@ -105,13 +105,10 @@ func TestStressFlappingHealth(t *testing.T) {
 		for vi, v := range s.values {
 			ip := v.rr.(*dns.A).A.String()
 			index[si][ip] = vi
-			ck := newCheck(v.spec)
-			ck.subscribe(s, s.label(v))
-			t.Cleanup(func() { ck.cancel(); deleteCheckMetrics(ck) })
+			ck := newTestCheck(t, v.spec)
+			s.bind(v, ck, ck, nil)
+			t.Cleanup(func() { s.unbind(v) })
 			ck.record(true, "first result")
-			s.mu.Lock()
-			v.check = ck
-			s.mu.Unlock()
 			for k, want := range sets[si].ips {
 				if want == ip && sets[si].flaps[k] {
 					flappers = append(flappers, flapper{si, ck, &gens[si][vi]})
@@ -128,7 +125,7 @@ func TestStressFlappingHealth(t *testing.T) {
 	}
 	t.Cleanup(func() {
 		for _, s := range m.sets {
-			transitionsTotal.DeletePartialMatch(prometheus.Labels{"name": s.name})
+			defaultEngine.metrics.transitions.DeletePartialMatch(prometheus.Labels{"name": s.name})
 		}
 	})
 

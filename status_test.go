@@ -110,15 +110,18 @@ func stateSet(t *testing.T, name, ip string, c *check) *recordSet {
 		t.Fatal(err)
 	}
 	s := &recordSet{name: name, zone: "example.org.", qtype: dns.TypeA, typeName: "A"}
-	v := &value{rr: rr, text: ip, spec: c.spec, check: c}
+	v := &value{rr: rr, text: ip, spec: c.spec}
 	s.values = []*value{v}
 	s.all = []dns.RR{rr}
 	s.refresh()
 	// As an instance's start does: the value's series exist while it runs.
-	l := s.label(v)
-	v.gauge = acquireValueSeries(l)
-	t.Cleanup(func() { releaseValueSeries(l) })
-	c.subscribe(s, l)
+	st := defaultEngine.metrics.acquireValue(s.label(v), c.verdict())
+	s.bind(v, c, c, st)
+	t.Cleanup(func() {
+		if _, st := s.unbind(v); st != nil {
+			defaultEngine.metrics.releaseValue(st)
+		}
+	})
 	return s
 }
 
@@ -128,14 +131,8 @@ func newStateCheck(t *testing.T, fth, sth int, invert bool, results []bool) *che
 	tpl := newCheckTemplate("state", 1)
 	tpl.failureThreshold, tpl.successThreshold, tpl.invert = fth, sth, invert
 	tpl.interval, tpl.timeout = time.Second, 100*time.Millisecond
-	c := newCheck(tpl.spec("127.0.0.1", 1, 0))
+	c := newTestCheck(t, tpl.spec("127.0.0.1", 1, 0))
 	c.prober = &scriptedProber{results: results}
-	t.Cleanup(func() {
-		c.cancel()
-		checks.mu.Lock()
-		deleteCheckMetrics(c)
-		checks.mu.Unlock()
-	})
 	return c
 }
 
@@ -190,10 +187,10 @@ func TestStatusMachine(t *testing.T) {
 			name := "state.example.org."
 			set := stateSet(t, name, ip, c)
 			l := valueLabel{name, "A", ip}
-			t.Cleanup(func() { transitionsTotal.DeletePartialMatch(prometheus.Labels{"name": name}) })
+			t.Cleanup(func() { defaultEngine.metrics.transitions.DeletePartialMatch(prometheus.Labels{"name": name}) })
 
-			if !c.isHealthy() || c.hasResult.Load() {
-				t.Fatalf("before any result: healthy %v, has result %v; want healthy, no result", c.isHealthy(), c.hasResult.Load())
+			if !c.isHealthy() || c.hasResult() {
+				t.Fatalf("before any result: healthy %v, has result %v; want healthy, no result", c.isHealthy(), c.hasResult())
 			}
 			for j, want := range tc.want {
 				c.run()
@@ -239,7 +236,7 @@ func TestTransitionOncePerValue(t *testing.T) {
 	logs := captureLog(t)
 	c := newStateCheck(t, 1, 1, false, []bool{true, false, true})
 	name := "shared.example.org."
-	t.Cleanup(func() { transitionsTotal.DeletePartialMatch(prometheus.Labels{"name": name}) })
+	t.Cleanup(func() { defaultEngine.metrics.transitions.DeletePartialMatch(prometheus.Labels{"name": name}) })
 	oldSet := stateSet(t, name, "127.0.4.1", c)
 	newSet := stateSet(t, name, "127.0.4.1", c) // same value, the reloaded instance
 	other := stateSet(t, name, "127.0.4.2", c)  // another value on the same check
@@ -262,7 +259,9 @@ func TestTransitionOncePerValue(t *testing.T) {
 	}
 
 	// The old instance goes away; the next transition reaches the new one.
-	c.unsubscribe(oldSet, oldSet.label(oldSet.values[0]))
+	if _, st := oldSet.unbind(oldSet.values[0]); st != nil {
+		defaultEngine.metrics.releaseValue(st)
+	}
 	c.run() // success
 	if len(newSet.healthyRRs()) != 1 {
 		t.Errorf("new instance's value not served after recovery")
