@@ -31,30 +31,42 @@ func TestMetricsLint(t *testing.T) {
 		{
 			name:      "checks_total",
 			collector: defaultEngine.metrics.checksTotal,
-			child:     func() { defaultEngine.metrics.checksTotal.WithLabelValues("lint.example.org:80", "http", "success").Inc() },
-			cleanup:   func() { defaultEngine.metrics.checksTotal.DeleteLabelValues("lint.example.org:80", "http", "success") },
-			metric:    []string{"coredns_multivalue_checks_total"},
+			child: func() {
+				defaultEngine.metrics.checksTotal.WithLabelValues("lint.example.org:80", "http", "success").Inc()
+			},
+			cleanup: func() { defaultEngine.metrics.checksTotal.DeleteLabelValues("lint.example.org:80", "http", "success") },
+			metric:  []string{"coredns_multivalue_checks_total"},
 		},
 		{
 			name:      "check_duration_seconds",
 			collector: defaultEngine.metrics.checkDuration,
-			child:     func() { defaultEngine.metrics.checkDuration.WithLabelValues("lint.example.org:80", "http").Observe(0.01) },
-			cleanup:   func() { defaultEngine.metrics.checkDuration.DeleteLabelValues("lint.example.org:80", "http") },
-			metric:    []string{"coredns_multivalue_check_duration_seconds"},
+			child: func() {
+				defaultEngine.metrics.checkDuration.WithLabelValues("lint.example.org:80", "http").Observe(0.01)
+			},
+			cleanup: func() { defaultEngine.metrics.checkDuration.DeleteLabelValues("lint.example.org:80", "http") },
+			metric:  []string{"coredns_multivalue_check_duration_seconds"},
 		},
 		{
 			name:      "transitions_total",
 			collector: defaultEngine.metrics.transitions,
-			child:     func() { defaultEngine.metrics.transitions.WithLabelValues("lint.example.org.", "A", "127.0.0.1", "unhealthy").Inc() },
-			cleanup:   func() { defaultEngine.metrics.transitions.DeleteLabelValues("lint.example.org.", "A", "127.0.0.1", "unhealthy") },
-			metric:    []string{"coredns_multivalue_transitions_total"},
+			child: func() {
+				defaultEngine.metrics.transitions.WithLabelValues("lint.example.org.", "A", "127.0.0.1", "unhealthy").Inc()
+			},
+			cleanup: func() {
+				defaultEngine.metrics.transitions.DeleteLabelValues("lint.example.org.", "A", "127.0.0.1", "unhealthy")
+			},
+			metric: []string{"coredns_multivalue_transitions_total"},
 		},
 		{
 			name:      "responses_total",
 			collector: defaultEngine.metrics.responses,
-			child:     func() { defaultEngine.metrics.responses.WithLabelValues("dns://lint:53", "lint.example.org.", "", "healthy").Inc() },
-			cleanup:   func() { defaultEngine.metrics.responses.DeleteLabelValues("dns://lint:53", "lint.example.org.", "", "healthy") },
-			metric:    []string{"coredns_multivalue_responses_total"},
+			child: func() {
+				defaultEngine.metrics.responses.WithLabelValues("dns://lint:53", "lint.example.org.", "", "healthy").Inc()
+			},
+			cleanup: func() {
+				defaultEngine.metrics.responses.DeleteLabelValues("dns://lint:53", "lint.example.org.", "", "healthy")
+			},
+			metric: []string{"coredns_multivalue_responses_total"},
 		},
 	}
 	for _, tc := range tests {
