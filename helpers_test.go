@@ -243,3 +243,13 @@ func (f *fixedSource) set(healthy bool) {
 		f.w.notify()
 	}
 }
+
+// slow skips a test in the fast lane, `go test -short ./...`: soaks, stress
+// and tests that wait seconds for probes. CI and the README's command run
+// them.
+func slow(t *testing.T) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("slow: runs without -short")
+	}
+}

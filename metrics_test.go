@@ -90,6 +90,7 @@ func TestMetricsLint(t *testing.T) {
 // TestMetricsScrape runs a real CoreDNS against real backends and reads every
 // series from the default registry, where the prometheus plugin scrapes them.
 func TestMetricsScrape(t *testing.T) {
+	slow(t)
 	b1 := newBackend(t, "127.0.0.1")
 	b2 := newBackend(t, "127.0.0.2")
 	dead := closedAddr(t, "127.0.0.3")

@@ -463,6 +463,7 @@ func hostileCases(t *testing.T) []hostileCase {
 // the reason an operator should read, and leaves no goroutine behind once the
 // probe has returned (the target still up and hostile).
 func TestHostileTargets(t *testing.T) {
+	slow(t)
 	for _, tc := range hostileCases(t) {
 		t.Run(tc.name, func(t *testing.T) {
 			addr := tc.target(t)
@@ -561,6 +562,7 @@ func TestHostileHostNames(t *testing.T) {
 // TestHostileManyAtOnce: 500 hanging targets probed at once all fail within
 // their timeout, and leave no goroutine behind.
 func TestHostileManyAtOnce(t *testing.T) {
+	slow(t)
 	silent := hcRawServer(t, hcDiscard)
 	trickle := hcRawServer(t, hcWriteForever("HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\n", "x", 50*time.Millisecond))
 	host, silentPort := hostPort(t, silent)

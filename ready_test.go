@@ -19,6 +19,7 @@ import (
 // a check waits for its first result, however long its backend takes, and
 // 200 once every check has one, in whatever server block.
 func TestReadyPlugin(t *testing.T) {
+	slow(t)
 	const block = `%s:0 {
     bind 127.0.0.1
     ready %s
@@ -103,6 +104,7 @@ func TestReadyPlugin(t *testing.T) {
 // not while a first result is pending, yes once every check has one (healthy
 // or not), not after stop.
 func TestReady(t *testing.T) {
+	slow(t)
 	tests := []struct {
 		name string
 		// records is the body of `records www A { ... }`, given the

@@ -245,6 +245,7 @@ func TestReloadRemovesSet(t *testing.T) {
 // TestReloadSoak reloads 100 times between two Corefiles with checks: no
 // goroutine piles up, and the dead value never comes back.
 func TestReloadSoak(t *testing.T) {
+	slow(t)
 	good, dead := newBackend(t, "127.0.0.1"), newBackend(t, "127.0.0.2")
 	dead.kill() // connection refused
 	extra := newBackend(t, "127.0.0.3")
@@ -299,6 +300,7 @@ func TestReloadSoak(t *testing.T) {
 // TestFailedReloadKeepsRunning tries reloads that fail: the running config
 // keeps answering, with its checks probing and their status kept.
 func TestFailedReloadKeepsRunning(t *testing.T) {
+	slow(t)
 	good, dead := newBackend(t, "127.0.0.1"), newBackend(t, "127.0.0.2")
 	dead.fail.Store(true)
 	s := startCoreDNS(t, reloadCorefile(good.addr, dead.addr, "        records api A 127.0.0.9"))
@@ -463,6 +465,7 @@ func TestReloadFailedAfterStartup(t *testing.T) {
 // timeout or thresholds changed: that is a new check on the same probe, and it
 // starts from the status the old one knew, so the dead value never comes back.
 func TestReloadChangedTimingKeepsStatus(t *testing.T) {
+	slow(t)
 	good, dead := newBackend(t, "127.0.0.1"), newBackend(t, "127.0.0.2")
 	dead.fail.Store(true)
 	corefile := func(check string) string {

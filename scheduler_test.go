@@ -138,6 +138,7 @@ func TestJitteredBounds(t *testing.T) {
 // TestFirstProbesSpread starts many checks at once: their first probes must
 // all come within min(interval, 2s) and not in the same instant.
 func TestFirstProbesSpread(t *testing.T) {
+	slow(t)
 	tests := []struct {
 		name     string
 		interval time.Duration
@@ -199,6 +200,7 @@ func TestFirstProbesSpread(t *testing.T) {
 
 // TestProbeInterval counts the probes of one TCP check with interval 200ms.
 func TestProbeInterval(t *testing.T) {
+	slow(t)
 	ln := newProbeListener(t, false)
 	c := defaultEngine.acquire(testSpec(t, protoTCP, ln.addr, 200*time.Millisecond, 100*time.Millisecond))
 	defer defaultEngine.release(c)
@@ -257,6 +259,7 @@ func TestOneProbeInFlight(t *testing.T) {
 // TestSharedCheckProbesOnce gives many values the same check, through two
 // server blocks of a real CoreDNS: the target sees one probe per interval.
 func TestSharedCheckProbesOnce(t *testing.T) {
+	slow(t)
 	ln := newProbeListener(t, false)
 	block := func(zone string) string {
 		s := zone + `:0 {
@@ -374,6 +377,7 @@ func TestAcquireReleaseNoDeadlock(t *testing.T) {
 // second ones spread over the whole interval, so that many checks started
 // together settle into an even rate instead of bursts every interval.
 func TestSecondProbesSpreadOverInterval(t *testing.T) {
+	slow(t)
 	const n = 24
 	const interval = 6 * time.Second
 	var lns []*probeListener

@@ -33,6 +33,7 @@ import (
 // generation before and after ServeDNS ran entirely while the value was out
 // of every snapshot, so the value must not be in its answer.
 func TestStressFlappingHealth(t *testing.T) {
+	slow(t)
 	const (
 		workers    = 8
 		queries    = 10000
