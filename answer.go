@@ -2,7 +2,6 @@ package multivalue
 
 import (
 	"net"
-	"sync"
 
 	"github.com/miekg/dns"
 )
@@ -15,13 +14,12 @@ func answer(q query, sel selector, from []candidate, k int) []dns.RR {
 	if len(from) == 0 {
 		return nil
 	}
-	// The picked indices, in a pooled buffer: a selector is called through
-	// an interface, so a buffer on the stack would escape to the heap, one
-	// allocation per query. (A stack buffer of max_answers' size also made
-	// the small stack miekg/dns gives each UDP query grow and be copied.)
-	buf := indexPool.Get().(*[maxMaxAnswers]int32)
-	defer indexPool.Put(buf)
-	idx := sel.pick(q, from, min(k, len(buf)), buf[:0])
+	// The selector's working memory, pooled (see scratch). (A buffer of
+	// max_answers' size on the stack also made the small stack miekg/dns
+	// gives each UDP query grow and be copied.)
+	sc := scratchPool.Get().(*scratch)
+	defer scratchPool.Put(sc)
+	idx := sel.pick(q, from, min(k, maxMaxAnswers), sc)
 	if q.do {
 		for i := 1; i < len(idx); i++ { // insertion sort: k is small
 			for j := i; j > 0 && idx[j] < idx[j-1]; j-- {
@@ -31,8 +29,6 @@ func answer(q query, sel selector, from []candidate, k int) []dns.RR {
 	}
 	return copyRRs(q.name, from, idx)
 }
-
-var indexPool = sync.Pool{New: func() any { return new([maxMaxAnswers]int32) }}
 
 // copyRRs copies the picked RRs, with qname as owner. A and AAAA, the common
 // case, are copied with their address bytes into one array: two allocations

@@ -62,7 +62,7 @@ func newMetricSet(reg prometheus.Registerer) *metricSet {
 			Namespace: plugin.Namespace,
 			Subsystem: "multivalue",
 			Name:      "responses_total",
-			Help:      "Counter of queries for the plugin's zones by outcome: healthy, all_unhealthy, nodata, nxdomain, fallthrough.",
+			Help:      "Counter of queries for the plugin's zones by outcome: healthy, all_unhealthy, nodata, nxdomain, fallthrough, panic.",
 		}, []string{"server", "zone", "view", "result"}),
 		values: map[valueLabel]*valueState{},
 		checks: map[[2]string]int{},

@@ -6,6 +6,7 @@ package multivalue
 import (
 	"context"
 	"strings"
+	"time"
 
 	"github.com/coredns/coredns/plugin"
 	"github.com/coredns/coredns/plugin/pkg/fall"
@@ -51,11 +52,11 @@ func newMultivalue(cfg *config, e *engine) *Multivalue {
 	}
 	for _, s := range cfg.sets {
 		s.fallback = cfg.allUnhealthy
-		s.selector = uniform{}
 		m.addName(s.name)
 		n := m.nodes[s.name]
 		n.sets = append(n.sets, s)
 		for _, v := range s.values {
+			v.hash = hashBytes(canonicalRdata(v.rr))
 			if v.spec != nil {
 				if c := e.table.lookup(v.spec.key()); c != nil {
 					v.src = c
@@ -101,11 +102,22 @@ func (m *Multivalue) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.
 		return m.negative(ctx, w, r, zi, dns.RcodeSuccess)
 	}
 
+	opt := r.IsEdns0()
+	ecs, ok := clientSubnet(opt)
+	if !ok {
+		msg := new(dns.Msg)
+		msg.SetRcode(r, dns.RcodeFormatError)
+		w.WriteMsg(msg)
+		return dns.RcodeFormatError, nil
+	}
 	snap := set.snapshot()
-	from := snap.healthy
-	if len(from) > 0 {
-		m.responses.inc(ctx, zi, resultHealthy)
-	} else {
+	if snap.drained {
+		m.responses.inc(ctx, zi, resultNodata)
+		return m.negative(ctx, w, r, zi, dns.RcodeSuccess)
+	}
+	from, sel := snap.cands, snap.sel
+	switch {
+	case len(from) == 0:
 		m.responses.inc(ctx, zi, resultAllUnhealthy)
 		switch m.fallback {
 		case fallbackNodata:
@@ -113,13 +125,29 @@ func (m *Multivalue) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.
 		case fallbackFallthrough:
 			return m.nextExisting(ctx, w, r)
 		}
-		from = snap.fallback
+		from, sel = snap.fallback, snap.fallbackSel
+	case snap.panic:
+		m.responses.inc(ctx, zi, resultPanic)
+	default:
+		m.responses.inc(ctx, zi, resultHealthy)
 	}
 
+	sq := query{name: q.Name, do: opt != nil && opt.Do()}
+	if !snap.rampUntil.IsZero() {
+		sq.now = time.Now()
+	}
+	scope := 0
+	if set.opts.sticky {
+		sq.client = stickyClient(w, ecs, &set.opts)
+		scope = sq.client.Bits()
+	}
 	msg := new(dns.Msg)
 	msg.SetReply(r)
 	msg.Authoritative = true
-	msg.Answer = answer(query{name: q.Name, do: dnssecOK(r), w: w}, set.selector, from, m.maxAnswers)
+	msg.Answer = answer(sq, sel, from, m.maxAnswers)
+	if ecs != nil {
+		echoSubnet(msg, opt, ecs, scope)
+	}
 	w.WriteMsg(msg)
 	return dns.RcodeSuccess, nil
 }
@@ -157,9 +185,4 @@ func (w nodataWriter) WriteMsg(m *dns.Msg) error {
 		m.Rcode = dns.RcodeSuccess
 	}
 	return w.ResponseWriter.WriteMsg(m)
-}
-
-func dnssecOK(r *dns.Msg) bool {
-	opt := r.IsEdns0()
-	return opt != nil && opt.Do()
 }

@@ -3,6 +3,7 @@ package multivalue
 import (
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/miekg/dns"
 )
@@ -18,8 +19,8 @@ type recordSet struct {
 	values   []*value // canonical (RFC 4034 section 6.3) order
 	all      []dns.RR // every value's RR, canonical order; read only
 
-	fallback fallback // all_unhealthy, for the warning when the last value goes
-	selector selector // how an answer is picked from the snapshot
+	fallback fallback  // all_unhealthy, for the warning when the last value goes
+	opts     selection // how answers are picked
 
 	snap atomic.Pointer[snapshot] // replaced, never changed
 
@@ -29,13 +30,6 @@ type recordSet struct {
 	rebuilds  int           // how many rebuilds ran; under mu
 }
 
-// snapshot is what a query reads of a set: the candidates for an answer, with
-// everything a selector needs computed when health changed, not per query.
-type snapshot struct {
-	healthy  []candidate // the healthy values, canonical order
-	fallback []candidate // what all_unhealthy serve picks from: every value
-}
-
 func (s *recordSet) label(v *value) valueLabel { return valueLabel{s.name, s.typeName, v.text} }
 
 // value is one RDATA of a set and the source that decides whether it is served.
@@ -43,6 +37,11 @@ type value struct {
 	rr   dns.RR     // owner = set name, TTL = set TTL; never changed after setup
 	text string     // the RDATA as zone-file text: logs and the value label
 	spec *checkSpec // nil: no health check, always healthy
+
+	weight int    // 0 to 255: 0 is a standby
+	tier   int    // 1 to 255: lower tiers are served first
+	drain  bool   // never served; its check runs on
+	hash   uint64 // of its canonical RDATA: its place in sticky (rendezvous) answers
 
 	// Guarded by the set's mu.
 	src     source      // decides the value's health; nil: alwaysHealthy
@@ -76,26 +75,29 @@ func (s *recordSet) refresh() {
 	}
 	s.built = s.requested.Load() // statuses are read below, after this
 	s.rebuilds++
-	next := &snapshot{healthy: make([]candidate, 0, len(s.values))}
+	next := buildSnapshot(s.values, &s.opts, time.Now())
 	if old := s.snap.Load(); old != nil {
-		next.fallback = old.fallback
-	} else {
-		next.fallback = make([]candidate, len(s.values))
-		for i, v := range s.values {
-			next.fallback[i] = candidate{rr: v.rr}
-		}
-	}
-	for _, v := range s.values {
-		if vd := v.verdict(); vd.healthy {
-			next.healthy = append(next.healthy, candidate{rr: v.rr, since: vd.since})
-		}
-	}
-	if old := s.snap.Load(); old != nil && len(old.healthy) > 0 && len(next.healthy) == 0 {
-		log.Warningf("%s %s has no healthy value: all_unhealthy %s applies", s.name, s.typeName, fallbackNames[s.fallback])
-	} else if old != nil && len(old.healthy) == 0 && len(next.healthy) > 0 {
-		log.Infof("%s %s has a healthy value again", s.name, s.typeName)
+		s.logChange(old, next)
 	}
 	s.snap.Store(next)
+}
+
+// logChange logs, once per episode, that a set has no healthy value or is in
+// panic, and when that ends.
+func (s *recordSet) logChange(old, next *snapshot) {
+	switch {
+	case !old.drained && len(old.cands) > 0 && !next.drained && len(next.cands) == 0:
+		log.Warningf("%s %s has no healthy value: all_unhealthy %s applies", s.name, s.typeName, fallbackNames[s.fallback])
+	case !old.drained && len(old.cands) == 0 && len(next.cands) > 0:
+		log.Infof("%s %s has a healthy value again", s.name, s.typeName)
+	}
+	switch {
+	case !old.panic && next.panic:
+		log.Warningf("%s %s: fewer than %d%% of its values are healthy, below panic_threshold: the checks are not trusted, every value is served",
+			s.name, s.typeName, s.opts.panicThreshold)
+	case old.panic && !next.panic:
+		log.Infof("%s %s: enough values are healthy again, panic_threshold no longer applies", s.name, s.typeName)
+	}
 }
 
 // snapshot returns what a query may pick from.
@@ -104,8 +106,8 @@ func (s *recordSet) snapshot() *snapshot { return s.snap.Load() }
 // healthyRRs returns the healthy values' RRs, for tests and logs.
 func (s *recordSet) healthyRRs() []dns.RR {
 	snap := s.snap.Load()
-	rrs := make([]dns.RR, len(snap.healthy))
-	for i, c := range snap.healthy {
+	rrs := make([]dns.RR, len(snap.cands))
+	for i, c := range snap.cands {
 		rrs[i] = c.rr
 	}
 	return rrs

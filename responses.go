@@ -19,10 +19,11 @@ const (
 	resultNodata
 	resultNXDomain
 	resultFallthrough
+	resultPanic // answered from every value: too few healthy to trust the checks (panic_threshold)
 	numResults
 )
 
-var resultNames = [numResults]string{"healthy", "all_unhealthy", "nodata", "nxdomain", "fallthrough"}
+var resultNames = [numResults]string{"healthy", "all_unhealthy", "nodata", "nxdomain", "fallthrough", "panic"}
 
 // responseCounters caches the responses_total counters per server, so a
 // query pays an atomic load, a short scan and an add, not a label lookup. A

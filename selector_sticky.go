@@ -1,0 +1,115 @@
+package multivalue
+
+import (
+	"encoding/binary"
+	"math"
+	"net/netip"
+)
+
+// sticky gives each client (its ECS subnet or source address, cut to the
+// sticky prefix) a stable answer: weighted rendezvous hashing. Every value
+// gets a score from a hash of (client, value), and the answer is the k best,
+// best first. The same client gets the same answer while the values stay the
+// same; when one value leaves, only the answers that held it change, each by
+// that one value (the others' scores do not move); and over many clients the
+// first position goes to each value in proportion to its weight.
+//
+// The score is Efraimidis–Spirakis's key with the hash as the random number:
+// u^(1/w), compared as ln(u)/w; with equal weights u itself orders the same
+// way and no logarithm is taken. A value in slow start is in the answer of a
+// client when a second hash of (client, value) falls below f, so a growing f
+// adds clients and never drops one, and its weight is scaled by f.
+type sticky struct {
+	weighted bool   // weights differ: score by ln(u)/w
+	maxW     uint32 // the largest weight, for the cheap filter below
+	ramp     ramp
+}
+
+func (s *sticky) pick(q query, from []candidate, k int, sc *scratch) []int32 {
+	ch := clientHash(q.client)
+	ramping := s.ramp.active(q.now)
+	useLog := s.weighted || ramping // one kind of key for every value of a query
+	idx := sc.idx[:0]
+	keys := sc.keys[:0]
+	// Once k values are in, a value must beat the k-th key; with ln(u)/w that
+	// needs u > exp(kth*w) >= exp(kth*maxW), a bound that skips most
+	// logarithms.
+	floor := 0.0
+	for i := range from {
+		c := &from[i]
+		h := mix64(ch ^ c.hash)
+		u := unit(h)
+		w := float64(c.weight)
+		if ramping {
+			if f := s.ramp.factor(c, q.now); f < 1 {
+				if unit(mix64(h^rampSalt)) >= f {
+					continue
+				}
+				w *= f
+			}
+		}
+		var key float64
+		if useLog {
+			if u <= floor {
+				continue
+			}
+			key = math.Log(u) / w
+		} else {
+			key = u
+		}
+		if len(idx) == k && key <= keys[k-1] {
+			continue
+		}
+		// Insert in descending key order; drop the k+1-th.
+		if len(idx) < k {
+			idx, keys = append(idx, 0), append(keys, 0)
+		}
+		j := len(idx) - 1
+		for j > 0 && keys[j-1] < key {
+			idx[j], keys[j] = idx[j-1], keys[j-1]
+			j--
+		}
+		idx[j], keys[j] = int32(i), key
+		if len(idx) == k && useLog {
+			floor = math.Exp(keys[k-1] * float64(s.maxW))
+		}
+	}
+	sc.keys = keys
+	return idx
+}
+
+// rampSalt separates the slow-start hash from the score's.
+const rampSalt = 0x9e3779b97f4a7c15
+
+// mix64 is SplitMix64's finalizer (Stafford's variant 13): two multiplies and
+// three shifts with full avalanche, so a client and a value that differ in one
+// bit get unrelated scores. The inputs are fixed-size integers, so a
+// general-purpose string hash (FNV, xxhash) would only cost more.
+func mix64(x uint64) uint64 {
+	x ^= x >> 30
+	x *= 0xbf58476d1ce4e5b9
+	x ^= x >> 27
+	x *= 0x94d049bb133111eb
+	x ^= x >> 31
+	return x
+}
+
+// unit maps a hash to (0, 1).
+func unit(h uint64) float64 { return (float64(h>>11) + 0.5) / (1 << 53) }
+
+// clientHash hashes a client prefix: its address bits and its length.
+func clientHash(p netip.Prefix) uint64 {
+	a := p.Addr().As16()
+	return mix64(binary.BigEndian.Uint64(a[:8]) ^ mix64(binary.BigEndian.Uint64(a[8:])^uint64(p.Bits()+1)))
+}
+
+// hashBytes is FNV-1a over b, finalized with mix64: the value hashes, once at
+// setup.
+func hashBytes(b []byte) uint64 {
+	h := uint64(14695981039346656037)
+	for _, c := range b {
+		h ^= uint64(c)
+		h *= 1099511628211
+	}
+	return mix64(h)
+}
