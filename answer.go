@@ -76,3 +76,59 @@ func copyIP(dst []byte, ip net.IP) net.IP {
 	copy(dst, ip[len(ip)-len(dst):])
 	return dst
 }
+
+// udpFit is how many of the set's values fit in the client's UDP buffer (512
+// bytes without EDNS0, else its advertised size), or maxMaxAnswers over TCP.
+// It counts each RR as CoreDNS sends an answer that would not fit otherwise:
+// compressed, the owner a pointer to the question. For A and AAAA the count
+// is exact; for others it is a floor (the longest RDATA, uncompressed), and
+// CoreDNS's own truncation still has the last word.
+func (s *recordSet) udpFit(w dns.ResponseWriter, r *dns.Msg, opt *dns.OPT, k int) int {
+	room := dns.MinMsgSize - dnsHeaderLen - (len(r.Question[0].Name) + 1 + 4) // the question, its name uncompressed
+	if opt != nil {
+		room = max(int(opt.UDPSize()), dns.MinMsgSize) - dnsHeaderLen - (len(r.Question[0].Name) + 1 + 4) - optLen(opt)
+	}
+	per := 2 + 10 + s.maxRdlen
+	if k*per <= room {
+		return k // the common case: k fits whatever the transport, no need to ask
+	}
+	if _, udp := w.RemoteAddr().(*net.UDPAddr); !udp {
+		return k
+	}
+	return max(room, 0) / per
+}
+
+// dnsHeaderLen is the fixed header of a DNS message.
+const dnsHeaderLen = 12
+
+// optLen is the wire length of an OPT RR with the request's options echoed:
+// root name, type, class, TTL, RDLENGTH, and each option.
+func optLen(opt *dns.OPT) int {
+	n := 1 + 10
+	for _, o := range opt.Option {
+		if e, ok := o.(*dns.EDNS0_SUBNET); ok {
+			n += 4 + 4 + (int(e.SourceNetmask)+7)/8
+		} else {
+			n += 4 + 8 // what we do not echo counts little; CoreDNS truncates last
+		}
+	}
+	return n
+}
+
+// maxRdlen is the longest RDATA of rrs on the wire, uncompressed.
+func maxRdlen(rrs []dns.RR) int {
+	m := 0
+	buf := make([]byte, dns.MaxMsgSize)
+	for _, rr := range rrs {
+		end, err := dns.PackRR(rr, buf, 0, nil, false)
+		if err != nil {
+			continue
+		}
+		owner, err := dns.PackDomainName(rr.Header().Name, buf, 0, nil, false)
+		if err != nil {
+			continue
+		}
+		m = max(m, end-owner-10)
+	}
+	return m
+}

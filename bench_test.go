@@ -13,6 +13,7 @@ import (
 	"github.com/coredns/coredns/plugin"
 	_ "github.com/coredns/coredns/plugin/hosts" // the baseline
 	"github.com/coredns/coredns/plugin/test"
+	"github.com/coredns/coredns/request"
 	"github.com/coredns/coredns/plugin/whoami"
 
 	"github.com/miekg/dns"
@@ -29,7 +30,8 @@ import (
 // Each case runs twice: X calls ServeDNS alone; X/served does what the server
 // does around it for a UDP query: a new goroutine (miekg/dns starts one per
 // query, with a small stack that grows, and is copied, when the handler needs
-// more) and packing the reply.
+// more), CoreDNS's ScrubWriter (truncation to the client's buffer) and
+// packing the reply.
 //
 //	go test -run '^$' -bench BenchmarkServeDNS -benchmem .
 func BenchmarkServeDNS(b *testing.B) {
@@ -44,6 +46,9 @@ func BenchmarkServeDNS(b *testing.B) {
 		{"multivalue-12-checked", mvHandler(12, true), 8},
 		{"multivalue-1000", mvHandler(1000, false), 8},
 		{"multivalue-1000-checked", mvHandler(1000, true), 8},
+		// max_answers 255: what fits in 512 bytes goes out (29 A records,
+		// compressed), with TC.
+		{"multivalue-1000-max255", mvHandlerMax(1000, 255), 29},
 		{"hosts-8", hostsHandler(8), 8},
 		{"hosts-100", hostsHandler(100), 100},
 	}
@@ -69,7 +74,7 @@ func BenchmarkServeDNS(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				go func() {
-					h.ServeDNS(ctx, w, req)
+					h.ServeDNS(ctx, request.NewScrubWriter(req, w), req)
 					done <- struct{}{}
 				}()
 				<-done
@@ -102,9 +107,16 @@ func benchIP(i int) string { return fmt.Sprintf("127.1.%d.%d", i/250, 1+i%250) }
 // mvHandler builds multivalue with n A values for www.example.org
 // (max_answers 8), each with a TCP health check when checked.
 func mvHandler(n int, checked bool) func(b *testing.B) plugin.Handler {
+	return mvHandlerWith(n, checked, 8)
+}
+
+// mvHandlerMax is mvHandler without checks and with max_answers max.
+func mvHandlerMax(n, max int) func(b *testing.B) plugin.Handler { return mvHandlerWith(n, false, max) }
+
+func mvHandlerWith(n int, checked bool, max int) func(b *testing.B) plugin.Handler {
 	return func(b *testing.B) plugin.Handler {
 		var sb strings.Builder
-		sb.WriteString("multivalue {\n")
+		fmt.Fprintf(&sb, "multivalue {\nmax_answers %d\n", max)
 		if checked {
 			sb.WriteString("health_check tcp { protocol tcp\nport 80\n}\n")
 		}

@@ -52,6 +52,7 @@ func newMultivalue(cfg *config, e *engine) *Multivalue {
 	}
 	for _, s := range cfg.sets {
 		s.fallback = cfg.allUnhealthy
+		s.maxRdlen = maxRdlen(s.all)
 		m.addName(s.name)
 		n := m.nodes[s.name]
 		n.sets = append(n.sets, s)
@@ -144,7 +145,15 @@ func (m *Multivalue) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.
 	msg := new(dns.Msg)
 	msg.SetReply(r)
 	msg.Authoritative = true
-	msg.Answer = answer(sq, sel, from, m.maxAnswers)
+	k, cut := m.maxAnswers, false
+	if fit := set.udpFit(w, r, opt, k); fit < k {
+		// Over UDP only what fits goes out: pick no more (a large answer
+		// then costs what is sent, not max_answers copies that truncation
+		// drops), and say that there is more (TC) when there is.
+		k, cut = fit, min(m.maxAnswers, len(from)) > fit
+	}
+	msg.Answer = answer(sq, sel, from, k)
+	msg.Truncated = cut
 	if ecs != nil {
 		echoSubnet(msg, opt, ecs, scope)
 	}

@@ -18,6 +18,7 @@ type recordSet struct {
 	typeName string
 	values   []*value // canonical (RFC 4034 section 6.3) order
 	all      []dns.RR // every value's RR, canonical order; read only
+	maxRdlen int      // the longest value's RDATA on the wire: how many fit over UDP
 
 	fallback fallback  // all_unhealthy, for the warning when the last value goes
 	opts     selection // how answers are picked
