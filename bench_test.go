@@ -13,8 +13,8 @@ import (
 	"github.com/coredns/coredns/plugin"
 	_ "github.com/coredns/coredns/plugin/hosts" // the baseline
 	"github.com/coredns/coredns/plugin/test"
-	"github.com/coredns/coredns/request"
 	"github.com/coredns/coredns/plugin/whoami"
+	"github.com/coredns/coredns/request"
 
 	"github.com/miekg/dns"
 )
