@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 
@@ -258,5 +259,40 @@ func TestServeDNSSlowStart(t *testing.T) {
 	}
 	if in["127.0.0.2"] != queries || in["127.0.0.3"] != queries {
 		t.Errorf("values not ramping in %d and %d of %d answers, want all", in["127.0.0.2"], in["127.0.0.3"], queries)
+	}
+}
+
+// TestSlowStartNeverEmptiesAnAnswer: when every candidate is in slow start
+// (a whole set back from an outage), the thinning must not leave an answer
+// with no value while healthy values exist: such an answer would be a
+// NOERROR with nothing in it (no SOA either), worse than the outage, when
+// all_unhealthy serve still answered. The ramping values then share the
+// answers by their scaled weights.
+func TestSlowStartNeverEmptiesAnAnswer(t *testing.T) {
+	const d = time.Minute
+	for _, mode := range []string{"weighted", "sticky"} {
+		for _, n := range []int{1, 3} {
+			t.Run(fmt.Sprintf("%s/%d_values", mode, n), func(t *testing.T) {
+				opts := selection{slowStart: d}
+				if mode == "sticky" {
+					opts.sticky, opts.v4Prefix, opts.v6Prefix = true, 24, 56
+				}
+				specs := weightedSpecs(slices.Repeat([]int{2}, n)...)
+				specs[0].w = 5
+				for i := range specs {
+					specs[i].ramp = d / 100 // f = 0.01
+				}
+				values := testValues(specs)
+				snap := buildSnapshot(values, &opts, testNow)
+				idx := indexOf(values)
+				rng := rand.New(rand.NewPCG(8, uint64(n)))
+				for range 2000 {
+					q := query{now: testNow, client: randomClient(rng)}
+					if got := pickValues(values, idx, snap.sel, snap.cands, q, 8); len(got) == 0 {
+						t.Fatalf("empty answer from %d healthy values in slow start (client %v)", n, q.client)
+					}
+				}
+			})
+		}
 	}
 }
