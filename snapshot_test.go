@@ -1,6 +1,7 @@
 package multivalue
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"math/rand/v2"
@@ -244,6 +245,16 @@ func TestSnapshotStandbysOnlyWhenNoWeightedValueOfTheirTierIsHealthy(t *testing.
 	}
 	if k := selectorKind(snap.sel); k != "uniform" {
 		t.Errorf("standbys drawn by the %s selector, want uniform", k)
+	}
+	idx := indexOf(values)
+	first := map[int]int{}
+	const draws = 9000
+	for range draws {
+		first[pickValues(values, idx, snap.sel, snap.cands, query{}, 2)[0]]++
+	}
+	probs := map[int]float64{2: 1.0 / 3, 3: 1.0 / 3, 4: 1.0 / 3}
+	if x2, b := chiSquareProbs(first, probs, draws), boundFor(t, 3); x2 > b {
+		t.Errorf("standbys not drawn uniformly: chi-square %.1f > %.1f; %v", x2, b, first)
 	}
 }
 
@@ -743,6 +754,13 @@ func TestMaxAnswers255Of1000(t *testing.T) {
 				}
 				if len(got) != 255 {
 					t.Fatalf("%d answers, want 255", len(got))
+				}
+				// With DO, the chosen values go out in canonical order.
+				canonical := slices.IsSortedFunc(resp.Answer, func(a, b dns.RR) int { return bytes.Compare(canonicalRdata(a), canonicalRdata(b)) })
+				if do := i%2 == 0; do && !canonical {
+					t.Fatalf("DO answer not in canonical order")
+				} else if !do && canonical {
+					t.Fatalf("answer without DO in canonical order: not in the selector's order")
 				}
 			}
 		})
