@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/coredns/coredns/plugin/test"
 
@@ -274,7 +275,10 @@ func TestServeDNSMalformedECSIsFormerr(t *testing.T) {
 				wantFormerr := !(raw[1] == 2 && raw[2] == 32)
 				resp, rc := serve(t, m, req)
 				if wantFormerr {
-					if rc != dns.RcodeFormatError || resp == nil || resp.Rcode != dns.RcodeFormatError || len(resp.Answer) != 0 {
+					// The client gets FORMERR: written by the handler, or,
+					// when it returns FORMERR unwritten, by CoreDNS.
+					if resp != nil && (resp.Rcode != dns.RcodeFormatError || len(resp.Answer) != 0) ||
+						resp == nil && rc != dns.RcodeFormatError {
 						t.Errorf("rc %d, reply %v; want FORMERR", rc, resp)
 					}
 					return
@@ -352,5 +356,51 @@ func TestServeDNSStickyBySourceAddress(t *testing.T) {
 	}
 	if len(distinct) < 50 {
 		t.Errorf("200 subnets got only %d distinct answers", len(distinct))
+	}
+}
+
+// TestMalformedECSAnsweredOnce: through a CoreDNS server on loopback, a
+// query with a malformed ECS option gets one FORMERR, over UDP and TCP.
+//
+// Skipped: ServeDNS (multivalue.go, not this branch's to change) writes the
+// FORMERR and also returns dns.RcodeFormatError, which CoreDNS reads as
+// "nothing written" (plugin.ClientWrite), so the server writes a second
+// FORMERR: two datagrams over UDP, two messages on a TCP stream. The fix is
+// to return dns.RcodeFormatError without writing (or to write and return
+// dns.RcodeSuccess); then drop the Skip.
+func TestMalformedECSAnsweredOnce(t *testing.T) {
+	t.Skip("known bug: ServeDNS writes FORMERR and returns it, so CoreDNS writes a second one (multivalue.go)")
+	s := startCoreDNS(t, "example.org:0 {\n bind 127.0.0.1\n multivalue {\n records www A 127.0.0.1\n }\n}")
+	req := new(dns.Msg)
+	req.SetQuestion("www.example.org.", dns.TypeA)
+	req.SetEdns0(1232, false)
+	o := req.IsEdns0()
+	// 192.0.2.1/24, as raw bytes: miekg/dns masks the address it packs.
+	o.Option = append(o.Option, &dns.EDNS0_LOCAL{Code: dns.EDNS0SUBNET, Data: []byte{0, 1, 24, 0, 192, 0, 2, 1}})
+	for _, network := range []string{"udp", "tcp"} {
+		addr := s.udp
+		if network == "tcp" {
+			addr = s.tcp
+		}
+		c, err := dns.Dial(network, addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if err := c.WriteMsg(req); err != nil {
+			t.Fatal(err)
+		}
+		c.SetReadDeadline(time.Now().Add(2 * time.Second))
+		first, err := c.ReadMsg()
+		if err != nil {
+			t.Fatalf("%s: %v", network, err)
+		}
+		if first.Rcode != dns.RcodeFormatError {
+			t.Errorf("%s: rcode %s, want FORMERR", network, dns.RcodeToString[first.Rcode])
+		}
+		c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+		if second, err := c.ReadMsg(); err == nil {
+			t.Errorf("%s: a second reply (rcode %s)", network, dns.RcodeToString[second.Rcode])
+		}
 	}
 }
