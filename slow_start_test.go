@@ -103,7 +103,7 @@ func TestSlowStartInclusionRate(t *testing.T) {
 					now := testNow.Add(-d / 2).Add(time.Duration(f * float64(d)))
 					idx := indexOf(values)
 					rng := rand.New(rand.NewPCG(5, uint64(f*100)))
-					const queries = 20000
+					const queries = 10000
 					in := 0
 					for range queries {
 						q := query{now: now}
