@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"math"
 	"net/netip"
+	"time"
 )
 
 // sticky gives each client (its ECS subnet or source address, cut to the
@@ -18,7 +19,9 @@ import (
 // u^(1/w), compared as ln(u)/w; with equal weights u itself orders the same
 // way and no logarithm is taken. A value in slow start is in the answer of a
 // client when a second hash of (client, value) falls below f, so a growing f
-// adds clients and never drops one, and its weight is scaled by f.
+// adds clients and never drops one, and its weight is scaled by f (a client
+// for whom every value ramps and none is in gets them all, at their scaled
+// weights).
 type sticky struct {
 	weighted bool   // weights differ: score by ln(u)/w
 	maxW     uint32 // the largest weight, for the cheap filter below
@@ -29,6 +32,10 @@ func (s *sticky) pick(q query, from []candidate, k int, sc *scratch) []int32 {
 	ch := clientHash(q.client)
 	ramping := s.ramp.active(q.now)
 	useLog := s.weighted || ramping // one kind of key for every value of a query
+	// When every candidate ramps and none is in for this client, an empty
+	// answer would hide healthy values (a whole set back from an outage):
+	// they share the client's answer by their scaled weights instead.
+	thin := ramping && s.anyIn(ch, from, q.now)
 	idx := sc.idx[:0]
 	keys := sc.keys[:0]
 	// Once k values are in, a value must beat the k-th key; with ln(u)/w that
@@ -42,7 +49,7 @@ func (s *sticky) pick(q query, from []candidate, k int, sc *scratch) []int32 {
 		w := float64(c.weight)
 		if ramping {
 			if f := s.ramp.factor(c, q.now); f < 1 {
-				if unit(mix64(h^rampSalt)) >= f {
+				if thin && unit(mix64(h^rampSalt)) >= f {
 					continue
 				}
 				w *= f
@@ -76,6 +83,19 @@ func (s *sticky) pick(q query, from []candidate, k int, sc *scratch) []int32 {
 	}
 	sc.keys = keys
 	return idx
+}
+
+// anyIn reports whether some candidate is in the answers of the client
+// hashed ch at now: one not ramping, or one whose slow-start hash falls
+// below its factor.
+func (s *sticky) anyIn(ch uint64, from []candidate, now time.Time) bool {
+	for i := range from {
+		c := &from[i]
+		if f := s.ramp.factor(c, now); f >= 1 || unit(mix64(mix64(ch^c.hash)^rampSalt)) < f {
+			return true
+		}
+	}
+	return false
 }
 
 // rampSalt separates the slow-start hash from the score's.

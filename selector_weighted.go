@@ -5,7 +5,8 @@ import "math/rand/v2"
 // weighted is an ordered weighted sample without replacement: the first value
 // is drawn with probability proportional to weight, the second among the
 // rest, and so on; the answer keeps that order. Values in slow start are left
-// out with probability 1 - f and, when in, weigh f of their weight.
+// out with probability 1 - f and, when in, weigh f of their weight (when all
+// of them ramp and none is in, none is left out).
 //
 // A draw is a binary search of the snapshot's prefix sums; a value already
 // taken, or a slow-start value that the thinning refuses, is drawn again.
@@ -35,6 +36,13 @@ func (w *weighted) pick(q query, from []candidate, k int, sc *scratch) []int32 {
 				sc.take(int32(i))
 				left--
 			}
+		}
+		if left == 0 {
+			// Every candidate ramps and none is in: an empty answer
+			// would hide healthy values (a whole set back from an
+			// outage). They share this one by their scaled weights.
+			sc.reset(n)
+			left = n
 		}
 	}
 	for len(idx) < min(k, left) {
