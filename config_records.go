@@ -13,6 +13,125 @@ import (
 	"github.com/miekg/dns"
 )
 
+// checkRef is a `health_check NAME|none` inside a records block, resolved once
+// the whole block is read (a reference may precede its definition).
+type checkRef struct {
+	name string // "" when not given, "none" to remove an inherited check
+	line int
+}
+
+// rawValue is a value as written, turned into an RR once all options are known.
+type rawValue struct {
+	tokens     []string
+	line       int
+	check      checkRef
+	target     string
+	targetLine int
+}
+
+// rawSet is a records block as written.
+type rawSet struct {
+	name   string // fully qualified, lower case
+	qtype  uint16
+	ttl    int64 // -1: inherit
+	line   int
+	check  checkRef
+	values []*rawValue
+}
+
+// parseRecords reads `records NAME TYPE [VALUE...] [{ ... }]`.
+func parseRecords(c *parser, zones []string) (*rawSet, error) {
+	line := c.Line()
+	args := c.args()
+	if len(args) < 2 {
+		return nil, c.Err("records needs a NAME and a TYPE")
+	}
+	// On the records line, even when a quoted NAME spans lines.
+	name, err := qualify(args[0], zones)
+	if err != nil {
+		return nil, errAt(c, line, "records %s: %v", args[0], err)
+	}
+	qtype, err := parseType(args[1])
+	if err != nil {
+		return nil, errAt(c, line, "records %s: %v", args[0], err)
+	}
+	rs := &rawSet{name: name, qtype: qtype, ttl: -1, line: line}
+	for _, tok := range args[2:] {
+		rs.values = append(rs.values, &rawValue{tokens: []string{tok}, line: line})
+	}
+	if !c.openBlock() { // no block
+		if len(rs.values) == 0 {
+			return nil, c.Errf("records %s %s: no values", args[0], args[1])
+		}
+		return rs, nil
+	}
+	err = c.block(func(first string) error {
+		switch first {
+		case "ttl":
+			args := c.args()
+			if len(args) != 1 {
+				return c.ArgErr()
+			}
+			if rs.ttl >= 0 {
+				return c.Err("ttl given twice")
+			}
+			ttl, err := parseTTL(args[0])
+			if err != nil {
+				return c.Err(err.Error())
+			}
+			rs.ttl = int64(ttl)
+			return nil
+		case "health_check":
+			args := c.args()
+			if len(args) != 1 {
+				return c.ArgErr()
+			}
+			if rs.check.name != "" {
+				return c.Err("health_check given twice")
+			}
+			rs.check = checkRef{name: args[0], line: c.Line()}
+			return nil
+		}
+		v := &rawValue{tokens: append([]string{first}, c.args()...), line: c.Line()}
+		rs.values = append(rs.values, v)
+		if !c.openBlock() {
+			return nil
+		}
+		return c.block(func(opt string) error {
+			if opt != "health_check" && opt != "target" {
+				return c.Errf("unknown value option %q, want health_check or target", opt)
+			}
+			args := c.args()
+			if len(args) != 1 {
+				return c.ArgErr()
+			}
+			switch opt {
+			case "health_check":
+				if v.check.name != "" {
+					return c.Err("health_check given twice")
+				}
+				v.check = checkRef{name: args[0], line: c.Line()}
+			case "target":
+				if v.target != "" {
+					return c.Err("target given twice")
+				}
+				if _, _, err := splitTarget(args[0]); err != nil {
+					return c.Errf("target %q: %v", args[0], err)
+				}
+				v.target, v.targetLine = args[0], c.Line()
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(rs.values) == 0 {
+		return nil, errAt(c, line, "records %s %s: no values", args[0], args[1])
+	}
+	return rs, nil
+}
+
 // buildSets turns the records blocks as written into record sets: RRs parsed
 // by miekg/dns, duplicates refused, health-check references resolved.
 func (cfg *config) buildSets(c *parser, raws []*rawSet, templates map[string]*checkTemplate) error {
