@@ -2,6 +2,7 @@ package multivalue
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/coredns/caddy"
 	"github.com/coredns/coredns/plugin"
@@ -38,141 +39,112 @@ type config struct {
 
 // parse reads the `multivalue` block of a server block. Every error names the
 // line.
-func parse(cc *caddy.Controller) (*config, error) {
-	c := &parser{Controller: cc}
+func parse(c *caddy.Controller) (*config, error) {
+	p := newParser(c)
 	var cfg *config
-	for c.Next() {
+	for p.next() {
 		if cfg != nil {
-			// A second block would silently shadow the first in the chain.
-			return nil, c.Err("multivalue can be used only once per server block")
+			return nil, p.errOnce()
 		}
 		var err error
-		if cfg, err = parseConfig(c); err != nil {
+		if cfg, err = parseConfig(p); err != nil {
 			return nil, err
 		}
 	}
 	return cfg, nil
 }
 
-func parseConfig(c *parser) (*config, error) {
+func parseConfig(p *parser) (*config, error) {
 	cfg := &config{ttl: defaultTTL, maxAnswers: defaultMaxAnswers}
-	line := c.Line()
-	args := c.args()
-	if len(args) > 0 {
+	line := p.at
+	if args := p.args(); len(args) > 0 {
 		zones, err := normalizeZones(args)
 		if err != nil {
-			return nil, c.Err(err.Error())
+			return nil, p.errf("%v", err)
 		}
 		cfg.zones = zones
 	} else {
-		cfg.zones = plugin.OriginsFromArgsOrServerBlock(nil, c.ServerBlockKeys)
+		cfg.zones = plugin.OriginsFromArgsOrServerBlock(nil, p.serverBlockKeys())
 	}
 	if len(cfg.zones) == 0 {
-		return nil, c.Err("no zones: give them as arguments or as the server block's keys")
+		return nil, p.errf("no zones: give them as arguments or as the server block's keys")
+	}
+	if !p.openBlock() {
+		return nil, p.errf("multivalue needs a block { ... } with at least one records line")
 	}
 
 	templates := map[string]*checkTemplate{}
 	var sets []*rawSet
-	seen := map[string]bool{}
-	if !c.openBlock() {
-		return nil, c.Err("multivalue needs a block { ... } with at least one records line")
-	}
-	err := c.block(func(opt string) error {
-		if opt != "records" && opt != "health_check" {
-			if seen[opt] {
-				return c.Errf("%s given twice", opt)
-			}
-			seen[opt] = true
-		}
-		switch opt {
-		case "ttl":
-			args := c.args()
-			if len(args) != 1 {
-				return c.ArgErr()
-			}
-			ttl, err := parseTTL(args[0])
-			if err != nil {
-				return c.Err(err.Error())
-			}
-			cfg.ttl = ttl
-		case "max_answers":
-			args := c.args()
-			if len(args) != 1 {
-				return c.ArgErr()
-			}
-			n, err := atoiDigits(args[0])
-			if err != nil || n < 1 || n > maxMaxAnswers {
-				return c.Errf("max_answers %q must be a whole number from 1 to %d", args[0], maxMaxAnswers)
-			}
-			cfg.maxAnswers = n
-		case "all_unhealthy":
-			args := c.args()
-			if len(args) != 1 {
-				return c.ArgErr()
-			}
-			switch args[0] {
-			case "serve":
-				cfg.allUnhealthy = fallbackServe
-			case "nodata":
-				cfg.allUnhealthy = fallbackNodata
-			case "fallthrough":
-				cfg.allUnhealthy = fallbackFallthrough
-			default:
-				return c.Errf("all_unhealthy %q: want serve, nodata or fallthrough", args[0])
-			}
-		case "fallthrough":
-			args := c.args()
-			if len(args) == 0 {
-				cfg.fall.SetZonesFromArgs(nil) // the root: everything
+	_, err := p.block(options{
+		opts: map[string]option{
+			"ttl": {args: oneArg, set: func(args []string) error {
+				ttl, err := parseTTL(args[0])
+				if err != nil {
+					return p.errf("%v", err)
+				}
+				cfg.ttl = ttl
 				return nil
-			}
-			zones, err := normalizeZones(args)
-			if err != nil {
-				return c.Errf("fallthrough: %v", err)
-			}
-			cfg.fall.Zones = zones
-		case "health_check":
-			args := c.args()
-			if len(args) != 1 {
-				return c.Err("health_check needs exactly one NAME before its block")
-			}
-			name := args[0]
-			if name == "" {
-				return c.Err("health_check needs a non-empty NAME")
-			}
-			if name == "none" {
-				return c.Err(`health_check: "none" is reserved, pick another name`)
-			}
-			if prev, ok := templates[name]; ok {
-				return c.Errf("health_check %s already defined on line %d", name, prev.line)
-			}
-			if !c.openBlock() {
-				return c.Errf("health_check %s: expected a block { ... }", name)
-			}
-			t, err := parseCheckTemplate(c, name)
-			if err != nil {
-				return err
-			}
-			templates[name] = t
-		case "records":
-			rs, err := parseRecords(c, cfg.zones)
-			if err != nil {
-				return err
-			}
-			sets = append(sets, rs)
-		default:
-			return c.Errf("unknown option %q", opt)
-		}
-		return nil
+			}},
+			"max_answers": {args: oneArg, set: func(args []string) error {
+				n, err := atoiDigits(args[0])
+				if err != nil || n < 1 || n > maxMaxAnswers {
+					return p.errf("max_answers %q must be a whole number from 1 to %d", args[0], maxMaxAnswers)
+				}
+				cfg.maxAnswers = n
+				return nil
+			}},
+			"all_unhealthy": {args: oneArg, set: func(args []string) error {
+				f := slices.Index(fallbackNames[:], args[0])
+				if f < 0 {
+					return p.errf("all_unhealthy %q: want serve, nodata or fallthrough", args[0])
+				}
+				cfg.allUnhealthy = fallback(f)
+				return nil
+			}},
+			"fallthrough": {args: anyArgs, set: func(args []string) error {
+				if len(args) == 0 {
+					cfg.fall.SetZonesFromArgs(nil) // the root: everything
+					return nil
+				}
+				zones, err := normalizeZones(args)
+				if err != nil {
+					return p.errf("fallthrough: %v", err)
+				}
+				cfg.fall.Zones = zones
+				return nil
+			}},
+			"health_check": {args: oneArg, repeat: true, argErr: "health_check needs exactly one NAME before its block",
+				set: func(args []string) error {
+					t, err := parseCheckTemplate(p, args[0], templates)
+					if err != nil {
+						return err
+					}
+					templates[t.name] = t
+					return nil
+				}},
+			"records": {args: nameType, repeat: true, argErr: "records needs a NAME and a TYPE",
+				set: func(args []string) error {
+					rs, err := parseRecords(p, args, cfg.zones)
+					if err != nil {
+						return err
+					}
+					sets = append(sets, rs)
+					return nil
+				}},
+		},
+		other: func(opt string, _ []string) error { return p.errf("unknown option %q", opt) },
 	})
 	if err != nil {
 		return nil, err
 	}
 	if len(sets) == 0 {
-		return nil, errAt(c, line, "multivalue needs at least one records line")
+		return nil, p.errAt(line, "multivalue needs at least one records line")
+	}
+	if p.closed > 0 {
+		return nil, p.errHere("unexpected '}'")
 	}
 
-	if err := cfg.buildSets(c, sets, templates); err != nil {
+	if err := cfg.buildSets(p, sets, templates); err != nil {
 		return nil, err
 	}
 	return cfg, nil

@@ -89,7 +89,7 @@ var parseErrorsWhole = []parseErrorCase{
 }
 multivalue example.org {
     records mail A 127.0.0.1
-}`, 4, "only once per server block"},
+}`, 4, "this plugin can only be used once per Server Block"},
 	{"relative name with two zones", `multivalue example.org example.net {
     records www A 127.0.0.1
 }`, 2, "relative name needs exactly one zone, have 2"},
@@ -116,10 +116,10 @@ var parseErrorsInBlock = []parseErrorCase{
     weight 10`, 3, `unknown option "weight"`},
 	{"ttl without value", `
     ttl
-    records www A 127.0.0.1`, 2, "wrong number of arguments for "},
+    records www A 127.0.0.1`, 2, "wrong number of arguments for ttl: want 1, have 0"},
 	{"ttl with two values", `
     ttl 30 60
-    records www A 127.0.0.1`, 2, "wrong number of arguments for "},
+    records www A 127.0.0.1`, 2, "wrong number of arguments for ttl: want 1, have 2"},
 	{"ttl negative", `
     records www A 127.0.0.1
     ttl -1`, 3, `ttl "-1" must be a whole number of seconds from 0 to 2147483647`},
@@ -135,7 +135,7 @@ var parseErrorsInBlock = []parseErrorCase{
 	{"ttl given twice", `
     ttl 30
     records www A 127.0.0.1
-    ttl 30`, 4, "ttl given twice"},
+    ttl 30`, 4, "ttl given twice (first on line 2)"},
 	{"max_answers 0", `
     max_answers 0
     records www A 127.0.0.1`, 2, `max_answers "0" must be a whole number from 1 to 255`},
@@ -144,31 +144,37 @@ var parseErrorsInBlock = []parseErrorCase{
     max_answers 256`, 3, `max_answers "256" must be`},
 	{"max_answers without value", `
     max_answers
-    records www A 127.0.0.1`, 2, "wrong number of arguments for "},
+    records www A 127.0.0.1`, 2, "wrong number of arguments for max_answers: want 1, have 0"},
 	{"max_answers given twice", `
     max_answers 2
     max_answers 3
-    records www A 127.0.0.1`, 3, "max_answers given twice"},
+    records www A 127.0.0.1`, 3, "max_answers given twice (first on line 2)"},
 	{"all_unhealthy unknown policy", `
     all_unhealthy drop
     records www A 127.0.0.1`, 2, `all_unhealthy "drop": want serve, nodata or fallthrough`},
 	{"all_unhealthy without value", `
     all_unhealthy
-    records www A 127.0.0.1`, 2, "wrong number of arguments for "},
+    records www A 127.0.0.1`, 2, "wrong number of arguments for all_unhealthy: want 1, have 0"},
 	{"all_unhealthy given twice", `
     all_unhealthy serve
     records www A 127.0.0.1
-    all_unhealthy nodata`, 4, "all_unhealthy given twice"},
+    all_unhealthy nodata`, 4, "all_unhealthy given twice (first on line 2)"},
 	{"fallthrough invalid zone", `
     records www A 127.0.0.1
     fallthrough example..org`, 3, `fallthrough: invalid zone "example..org"`},
 	{"fallthrough given twice", `
     fallthrough
     fallthrough example.org
-    records www A 127.0.0.1`, 3, "fallthrough given twice"},
+    records www A 127.0.0.1`, 3, "fallthrough given twice (first on line 2)"},
 	{"stray brace", `
     {
     records www A 127.0.0.1`, 2, "unexpected '{'"},
+	{"stray closing brace after a one-line close", `
+    records www A 127.0.0.1 } }`, 2, "unexpected '}'"},
+	{"arguments spanning lines: the option's line", `
+    ttl "1
+2" 3
+    records www A 127.0.0.1`, 2, "wrong number of arguments for ttl: want 1, have 2"},
 	// health_check definitions: their names and blocks.
 	{"health_check without name", `
     health_check {
@@ -324,7 +330,7 @@ var parseErrorsInBlock = []parseErrorCase{
         ttl 30
         ttl 60
         127.0.0.1
-    }`, 4, "ttl given twice"},
+    }`, 4, "ttl given twice (first on line 3)"},
 	{"records ttl out of range", `
     records www A {
         ttl 99999999999
@@ -337,12 +343,21 @@ var parseErrorsInBlock = []parseErrorCase{
         health_check web
         health_check web
         127.0.0.1
-    }`, 6, "health_check given twice"},
+    }`, 6, "health_check given twice (first on line 5)"},
 	{"records health_check without name", `
     records www A {
         health_check
         127.0.0.1
-    }`, 3, "wrong number of arguments for "},
+    }`, 3, "wrong number of arguments for health_check: want 1, have 0"},
+	{"records health_check with an empty name", `
+    records www A {
+        health_check ""
+        127.0.0.1
+    }`, 3, `health_check "": want a NAME or none`},
+	{"value health_check with an empty name", `
+    records www A {
+        127.0.0.1 { health_check "" }
+    }`, 3, `health_check "": want a NAME or none`},
 	{"value with a line break", `
     records www TXT "one
 two"`, 2, "line break in value"},
@@ -399,7 +414,7 @@ two"`, 2, "line break in value"},
             target 127.0.0.2
             target 127.0.0.3
         }
-    }`, 8, "target given twice"},
+    }`, 8, "target given twice (first on line 7)"},
 	{"value health_check twice", `
     health_check web {
     }
@@ -408,7 +423,7 @@ two"`, 2, "line break in value"},
             health_check web
             health_check none
         }
-    }`, 7, "health_check given twice"},
+    }`, 7, "health_check given twice (first on line 6)"},
 	{"unknown value option", `
     records www A {
         127.0.0.1 { weight 10 }
@@ -416,7 +431,7 @@ two"`, 2, "line break in value"},
 	{"value option without argument", `
     records www A {
         127.0.0.1 { target }
-    }`, 3, "wrong number of arguments for "},
+    }`, 3, "wrong number of arguments for target: want 1, have 0"},
 	{"TXT value with a check but no target", `
     health_check web {
     }
@@ -457,7 +472,7 @@ var parseErrorsInCheck = []parseErrorCase{
 	{"unknown check option", `retries 3`, 3, `health_check web: unknown option "retries"`},
 	{"check option given twice", "port 8080\npath /health\nport 8081", 5, "health_check web: port given twice (first on line 3)"},
 	{"protocol unknown", `protocol udp`, 3, `unknown protocol "udp", want http, https or tcp`},
-	{"protocol without value", `protocol`, 3, "wrong number of arguments for "},
+	{"protocol without value", `protocol`, 3, "health_check web: wrong number of arguments for protocol: want 1, have 0"},
 	{"port 0", `port 0`, 3, `port "0" must be a number from 1 to 65535`},
 	{"port 70000", `port 70000`, 3, `port "70000" must be a number from 1 to 65535`},
 	{"port not a number", `port http`, 3, `port "http" must be`},
@@ -470,7 +485,7 @@ var parseErrorsInCheck = []parseErrorCase{
 	{"status range backwards", `status 300-200`, 3, `status "300-200" must lie within 100-599, low before high`},
 	{"status not a number", `status abc`, 3, `status "abc" is not a code or LOW-HIGH range`},
 	{"status open range", `status 200-`, 3, `status "200-" is not a code`},
-	{"status without value", `status`, 3, "wrong number of arguments for "},
+	{"status without value", `status`, 3, "health_check web: wrong number of arguments for status: want at least 1, have 0"},
 	{"match empty", `match ""`, 3, "match must be 1 to 5120 bytes"},
 	{"match too long", `match ` + strings.Repeat("x", 5121), 3, "match must be 1 to 5120 bytes"},
 	{"interval without unit", `interval 10`, 3, `interval "10" is not a duration`},
@@ -484,11 +499,11 @@ var parseErrorsInCheck = []parseErrorCase{
 	{"failure_threshold 11", `failure_threshold 11`, 3, `failure_threshold "11" must be`},
 	{"success_threshold 0", `success_threshold 0`, 3, `success_threshold "0" must be`},
 	{"success_threshold 11", `success_threshold 11`, 3, `success_threshold "11" must be`},
-	{"invert with argument", `invert yes`, 3, "wrong number of arguments for "},
+	{"invert with argument", `invert yes`, 3, "health_check web: wrong number of arguments for invert: want none, have 1"},
 	{"tls_verify with missing CA file", "protocol https\ntls_verify MISSING_CA_FILE", 4, "no such file"},
 	{"tls_verify with a file holding no certificate", "protocol https\ntls_verify BAD_CA_FILE", 4, "holds no PEM certificate"},
 	{"tls_verify with a directory", "protocol https\ntls_verify CA_DIR", 4, "is not a regular file"},
-	{"tls_verify with two files", "protocol https\ntls_verify CA_FILE CA_FILE", 4, "wrong number of arguments for "},
+	{"tls_verify with two files", "protocol https\ntls_verify CA_FILE CA_FILE", 4, "health_check web: wrong number of arguments for tls_verify: want at most 1, have 2"},
 	{"tls_verify on http", "port 8443\ntls_verify", 4, "tls_verify applies only to protocol https"},
 }
 
