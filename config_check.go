@@ -25,80 +25,72 @@ const maxBodyMatch = 5120
 // statusRange is an inclusive range of HTTP status codes.
 type statusRange struct{ lo, hi int }
 
-// checkTemplate is a named `health_check` block: the settings shared by every
-// value that refers to it. Its zero value is not usable; see newCheckTemplate.
-type checkTemplate struct {
-	name             string
-	line             int // where it was defined, for error messages
+// checkSettings is what a check does and how it judges, every setting in one
+// comparable struct: the template and the spec embed it, and the key that
+// tells checks apart is derived from it, so that a setting added here is in
+// the key too. What cannot be compared (the parsed status ranges, the CA pool)
+// lives outside it, next to the setting it is derived from.
+type checkSettings struct {
 	protocol         string
-	port             int // 0: not set explicitly
+	port             int // in a template, 0: not set explicitly
 	path             string
-	host             string
-	status           []statusRange
+	hostHeader       string // Host header and TLS SNI override; "" for none
+	status           string // canonical text of the status ranges
 	match            string
 	interval         time.Duration
 	timeout          time.Duration
 	failureThreshold int
-	successThreshold int // 0: same as failureThreshold
+	successThreshold int // in a template, 0: same as failureThreshold
 	invert           bool
 	tlsVerify        bool
 	caFile           string // the CA file's path and a hash of its contents
-	caPool           *x509.CertPool
+}
+
+// checkTemplate is a named `health_check` block: the settings shared by every
+// value that refers to it. Its zero value is not usable; see newCheckTemplate.
+type checkTemplate struct {
+	checkSettings // hostHeader and status empty: spec derives them from host and status
+
+	name   string
+	line   int            // where it was defined, for error messages
+	host   string         // the `host` option: the spec's hostHeader
+	status []statusRange  // the `status` option: the spec's status and statusRanges
+	caPool *x509.CertPool // loaded from caFile
 }
 
 func newCheckTemplate(name string, line int) *checkTemplate {
 	return &checkTemplate{
-		name:             name,
-		line:             line,
-		protocol:         protoHTTP,
-		path:             "/",
-		status:           []statusRange{{200, 399}},
-		interval:         10 * time.Second,
-		timeout:          4 * time.Second,
-		failureThreshold: 3,
+		checkSettings: checkSettings{
+			protocol:         protoHTTP,
+			path:             "/",
+			interval:         10 * time.Second,
+			timeout:          4 * time.Second,
+			failureThreshold: 3,
+		},
+		name:   name,
+		line:   line,
+		status: []statusRange{{200, 399}},
 	}
 }
 
 // checkSpec is one concrete health check: a template applied to a target.
-// Two values whose specs are equal share one check (and one probe loop).
+// Two values whose specs have equal keys share one check (and one probe loop).
 type checkSpec struct {
-	protocol         string
-	host             string // host name or IP to connect to, resolved at probe time
-	port             int
-	path             string
-	hostHeader       string // Host header and TLS SNI override; "" for none
-	status           string // canonical text of the status ranges, for equality
-	statusRanges     []statusRange
-	match            string
-	interval         time.Duration
-	timeout          time.Duration
-	failureThreshold int
-	successThreshold int
-	invert           bool
-	tlsVerify        bool
-	caFile           string // the CA file's path and a hash of its contents
-	caPool           *x509.CertPool
+	checkSettings
+	host string // host name or IP to connect to, resolved at probe time
+
+	// Derived from the settings, for the prober.
+	statusRanges []statusRange  // status, parsed
+	caPool       *x509.CertPool // caFile, loaded
 }
 
-// checkKey identifies a check: every setting that changes how it probes or
-// judges. Pointers (the CA pool) are left out; the CA file's name stands for it.
+// checkKey identifies a check: its settings and its target host.
 type checkKey struct {
-	protocol, host, path, hostHeader, status, match, caFile string
-	port                                                    int
-	interval, timeout                                       time.Duration
-	failureThreshold, successThreshold                      int
-	invert, tlsVerify                                       bool
+	checkSettings
+	host string
 }
 
-func (s *checkSpec) key() checkKey {
-	return checkKey{
-		protocol: s.protocol, host: s.host, path: s.path, hostHeader: s.hostHeader,
-		status: s.status, match: s.match, caFile: s.caFile, port: s.port,
-		interval: s.interval, timeout: s.timeout,
-		failureThreshold: s.failureThreshold, successThreshold: s.successThreshold,
-		invert: s.invert, tlsVerify: s.tlsVerify,
-	}
-}
+func (s *checkSpec) key() checkKey { return checkKey{s.checkSettings, s.host} }
 
 // target is host:port, as the metrics label it.
 func (s *checkSpec) target() string { return joinHostPort(s.host, s.port) }
@@ -118,40 +110,26 @@ func defaultPort(protocol string) int {
 // :PORT, the template's port, the record's port (SRV) and the protocol default;
 // 0 means none could be found, which the caller reports.
 func (t *checkTemplate) spec(host string, targetPort, recordPort int) *checkSpec {
-	port := targetPort
-	if port == 0 {
-		port = t.port
+	s := &checkSpec{checkSettings: t.checkSettings, host: host}
+	for _, p := range []int{targetPort, t.port, recordPort, defaultPort(t.protocol)} {
+		if p != 0 {
+			s.port = p
+			break
+		}
 	}
-	if port == 0 {
-		port = recordPort
+	if s.successThreshold == 0 {
+		s.successThreshold = s.failureThreshold
 	}
-	if port == 0 {
-		port = defaultPort(t.protocol)
+	if t.protocol == protoTCP {
+		// A connection is all there is to it: the http settings (their
+		// defaults included) must not tell equal tcp checks apart.
+		s.path, s.hostHeader, s.status, s.match = "", "", "", ""
+		s.tlsVerify, s.caFile = false, ""
+		return s
 	}
-	sth := t.successThreshold
-	if sth == 0 {
-		sth = t.failureThreshold
-	}
-	s := &checkSpec{
-		protocol:         t.protocol,
-		host:             host,
-		port:             port,
-		interval:         t.interval,
-		timeout:          t.timeout,
-		failureThreshold: t.failureThreshold,
-		successThreshold: sth,
-		invert:           t.invert,
-	}
-	if t.protocol != protoTCP {
-		s.path = t.path
-		s.hostHeader = t.host
-		s.statusRanges = t.status
-		s.status = formatStatus(t.status)
-		s.match = t.match
-		s.tlsVerify = t.tlsVerify
-		s.caFile = t.caFile
-		s.caPool = t.caPool
-	}
+	s.hostHeader = t.host
+	s.status, s.statusRanges = formatStatus(t.status), t.status
+	s.caPool = t.caPool
 	return s
 }
 

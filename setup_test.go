@@ -578,10 +578,12 @@ func specOf(t *testing.T, cfg *config, name, text string) *checkSpec {
 func TestParse(t *testing.T) {
 	defaultSpec := func(host string) checkSpec {
 		return checkSpec{
-			protocol: "http", host: host, port: 80, path: "/",
-			status: "200-399", statusRanges: []statusRange{{200, 399}},
-			interval: 10 * time.Second, timeout: 4 * time.Second,
-			failureThreshold: 3, successThreshold: 3,
+			checkSettings: checkSettings{
+				protocol: "http", port: 80, path: "/", status: "200-399",
+				interval: 10 * time.Second, timeout: 4 * time.Second,
+				failureThreshold: 3, successThreshold: 3,
+			},
+			host: host, statusRanges: []statusRange{{200, 399}},
 		}
 	}
 	tests := []struct {
@@ -827,13 +829,15 @@ func TestParse(t *testing.T) {
 			check: func(t *testing.T, cfg *config) {
 				got := *specOf(t, cfg, "www.example.org.", "127.0.0.1")
 				want := checkSpec{
-					protocol: "https", host: "127.0.0.1", port: 443, path: "/healthz?full=1",
-					hostHeader: "www.example.org", match: "all good",
-					status: "200-200 301-302", statusRanges: []statusRange{{200, 200}, {301, 302}},
-					interval: 30 * time.Second, timeout: 29 * time.Second,
-					// success_threshold defaults to failure_threshold.
-					failureThreshold: 5, successThreshold: 5,
-					invert: true, tlsVerify: true,
+					checkSettings: checkSettings{
+						protocol: "https", port: 443, path: "/healthz?full=1",
+						hostHeader: "www.example.org", match: "all good", status: "200-200 301-302",
+						interval: 30 * time.Second, timeout: 29 * time.Second,
+						// success_threshold defaults to failure_threshold.
+						failureThreshold: 5, successThreshold: 5,
+						invert: true, tlsVerify: true,
+					},
+					host: "127.0.0.1", statusRanges: []statusRange{{200, 200}, {301, 302}},
 				}
 				if !reflect.DeepEqual(got, want) {
 					t.Errorf("spec\n%+v, want\n%+v", got, want)
@@ -859,9 +863,12 @@ func TestParse(t *testing.T) {
 			check: func(t *testing.T, cfg *config) {
 				got := *specOf(t, cfg, "db.example.org.", "127.0.0.1")
 				want := checkSpec{
-					protocol: "tcp", host: "127.0.0.1", port: 5432,
-					interval: time.Second, timeout: 500 * time.Millisecond,
-					failureThreshold: 3, successThreshold: 1,
+					checkSettings: checkSettings{
+						protocol: "tcp", port: 5432,
+						interval: time.Second, timeout: 500 * time.Millisecond,
+						failureThreshold: 3, successThreshold: 1,
+					},
+					host: "127.0.0.1",
 				}
 				if !reflect.DeepEqual(got, want) {
 					t.Errorf("spec\n%+v, want\n%+v", got, want)
@@ -1103,12 +1110,14 @@ func TestParse(t *testing.T) {
 				}
 				got.caPool, got.caFile = nil, ""
 				want := checkSpec{
-					protocol: "https", host: "127.0.0.1", port: 8443, path: "/healthz",
-					hostHeader: "www.example.org", match: "OK",
-					status: "200-200 204-204 300-399", statusRanges: []statusRange{{200, 200}, {204, 204}, {300, 399}},
-					interval: 5 * time.Second, timeout: 2 * time.Second,
-					failureThreshold: 2, successThreshold: 4,
-					invert: true, tlsVerify: true,
+					checkSettings: checkSettings{
+						protocol: "https", port: 8443, path: "/healthz",
+						hostHeader: "www.example.org", match: "OK", status: "200-200 204-204 300-399",
+						interval: 5 * time.Second, timeout: 2 * time.Second,
+						failureThreshold: 2, successThreshold: 4,
+						invert: true, tlsVerify: true,
+					},
+					host: "127.0.0.1", statusRanges: []statusRange{{200, 200}, {204, 204}, {300, 399}},
 				}
 				if !reflect.DeepEqual(got, want) {
 					t.Errorf("spec\n%+v, want\n%+v", got, want)
