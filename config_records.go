@@ -203,7 +203,7 @@ func checkFor(p *parser, raw *rawSet, rv *rawValue, rr dns.RR, templates map[str
 		return nil, p.errAt(ref.line, "health_check %s is not defined (defined: %s)", ref.name, strings.Join(defined, ", "))
 	}
 
-	var host string
+	var host, field string // field: what the RDATA calls the host, for errors
 	var recordPort int
 	switch r := rr.(type) {
 	case *dns.A:
@@ -211,17 +211,21 @@ func checkFor(p *parser, raw *rawSet, rv *rawValue, rr dns.RR, templates map[str
 	case *dns.AAAA:
 		host = r.AAAA.String()
 	case *dns.SRV:
-		host, recordPort = r.Target, int(r.Port)
+		host, recordPort, field = r.Target, int(r.Port), "target"
 	case *dns.MX:
-		host = r.Mx
+		host, field = r.Mx, "exchange"
 	}
-	host = strings.TrimSuffix(host, ".")
 	var targetPort int
 	if rv.target != "" {
 		var err error
 		if host, targetPort, err = splitTarget(rv.target); err != nil {
 			return nil, p.errAt(rv.targetLine, "target %q: %v", rv.target, err)
 		}
+	} else if field != "" && host != "." && !validHostName(host) {
+		// A name the RDATA may hold (`!`, `a\ b`) but no probe can dial:
+		// its check could only fail.
+		return nil, p.errAt(rv.line, "records %s %s: value %q: %s %q is not a valid host name to check; give target HOST[:PORT]",
+			raw.name, typeString(raw.qtype), strings.Join(rv.tokens, " "), field, host)
 	}
 	// One spelling per target, so that equal targets share one check.
 	host = strings.TrimSuffix(host, ".")

@@ -446,6 +446,32 @@ two"`, 2, "line break in value"},
         health_check web
         0 .
     }`, 6, "a MX value needs `target HOST[:PORT]`"},
+	{"checked MX whose exchange is no host name", `
+    health_check web {
+    }
+    records @ MX {
+        health_check web
+        0 !
+    }`, 6, `records example.org. MX: value "0 !": exchange "!.example.org." is not a valid host name to check; give target HOST[:PORT]`},
+	{"checked MX whose exchange is no host name, one-line blocks (found by FuzzParse)", `
+    health_check b { }
+    records 0 MX { health_check b
+0 ! } `, 4, `records 0.example.org. MX: value "0 !": exchange "!.example.org." is not a valid host name`},
+	{"checked MX whose exchange has an escaped blank", `
+    health_check web {
+    }
+    records @ MX {
+        10 mail
+        20 mail\032x { health_check web }
+    }`, 6, `value "20 mail\\032x": exchange "mail\\032x.example.org." is not a valid host name to check`},
+	{"checked SRV whose target is no host name", `
+    health_check web {
+    }
+    records _sip._tcp SRV {
+        health_check web
+        "10 10 5060 sip1"
+        "10 20 5060 s!p"
+    }`, 7, `records _sip._tcp.example.org. SRV: value "10 20 5060 s!p": target "s!p.example.org." is not a valid host name to check; give target HOST[:PORT]`},
 	{"tcp check without port", `
     health_check db {
         protocol tcp
@@ -976,6 +1002,25 @@ func TestParse(t *testing.T) {
 				"v6.example.org. AAAA ttl=60",
 				"  ::1 -> http [::1]:80",
 				"  ::2 -> http [::3]:8080",
+			},
+		},
+		{
+			name: "with its own target, an exchange or SRV target need not be a host name",
+			input: `multivalue example.org {
+    health_check web {
+    }
+    records @ MX {
+        health_check web
+        0 ! { target 127.0.0.1 }
+    }
+    records _s._tcp SRV {
+        health_check web
+        "10 10 5060 s!p" { target 127.0.0.2 }
+    }
+}`,
+			want: []string{
+				"example.org. MX ttl=60", "  0 !.example.org. -> http 127.0.0.1:80",
+				"_s._tcp.example.org. SRV ttl=60", "  10 10 5060 s!p.example.org. -> http 127.0.0.2:5060",
 			},
 		},
 		{
