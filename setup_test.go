@@ -536,17 +536,7 @@ var parseErrorsInCheck = []parseErrorCase{
 // TestParseErrors feeds broken Corefiles to the parser: each must fail with a
 // message that names the file, the line of the mistake, and the mistake.
 func TestParseErrors(t *testing.T) {
-	tests := slices.Concat(
-		parseErrorsWhole,
-		wrapInputs(parseErrorsInBlock, func(body string) string {
-			return "multivalue example.org {" + body + "\n}"
-		}),
-		wrapInputs(parseErrorsInCheck, func(lines string) string {
-			return "multivalue example.org {\n    health_check web {\n        " +
-				strings.ReplaceAll(lines, "\n", "\n        ") + "\n    }\n    records www A 127.0.0.1\n}"
-		}),
-	)
-	for _, tc := range tests {
+	for _, tc := range parseErrorCases() {
 		t.Run(tc.name, func(t *testing.T) {
 			c := caddy.NewTestController("dns", testCAFiles(t, tc.input))
 			cfg, err := parse(c)
@@ -562,6 +552,20 @@ func TestParseErrors(t *testing.T) {
 			}
 		})
 	}
+}
+
+// parseErrorCases are the tables above, their inputs wrapped.
+func parseErrorCases() []parseErrorCase {
+	return slices.Concat(
+		parseErrorsWhole,
+		wrapInputs(parseErrorsInBlock, func(body string) string {
+			return "multivalue example.org {" + body + "\n}"
+		}),
+		wrapInputs(parseErrorsInCheck, func(lines string) string {
+			return "multivalue example.org {\n    health_check web {\n        " +
+				strings.ReplaceAll(lines, "\n", "\n        ") + "\n    }\n    records www A 127.0.0.1\n}"
+		}),
+	)
 }
 
 // summary renders a parsed config as the assertions below spell it: a line
