@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -24,80 +25,72 @@ const maxBodyMatch = 5120
 // statusRange is an inclusive range of HTTP status codes.
 type statusRange struct{ lo, hi int }
 
-// checkTemplate is a named `health_check` block: the settings shared by every
-// value that refers to it. Its zero value is not usable; see newCheckTemplate.
-type checkTemplate struct {
-	name             string
-	line             int // where it was defined, for error messages
+// checkSettings is what a check does and how it judges, every setting in one
+// comparable struct: the template and the spec embed it, and the key that
+// tells checks apart is derived from it, so that a setting added here is in
+// the key too. What cannot be compared (the parsed status ranges, the CA pool)
+// lives outside it, next to the setting it is derived from.
+type checkSettings struct {
 	protocol         string
-	port             int // 0: not set explicitly
+	port             int // in a template, 0: not set explicitly
 	path             string
-	host             string
-	status           []statusRange
+	hostHeader       string // Host header and TLS SNI override; "" for none
+	status           string // canonical text of the status ranges
 	match            string
 	interval         time.Duration
 	timeout          time.Duration
 	failureThreshold int
-	successThreshold int // 0: same as failureThreshold
+	successThreshold int // in a template, 0: same as failureThreshold
 	invert           bool
 	tlsVerify        bool
 	caFile           string // the CA file's path and a hash of its contents
-	caPool           *x509.CertPool
+}
+
+// checkTemplate is a named `health_check` block: the settings shared by every
+// value that refers to it. Its zero value is not usable; see newCheckTemplate.
+type checkTemplate struct {
+	checkSettings // hostHeader and status empty: spec derives them from host and status
+
+	name   string
+	line   int            // where it was defined, for error messages
+	host   string         // the `host` option: the spec's hostHeader
+	status []statusRange  // the `status` option: the spec's status and statusRanges
+	caPool *x509.CertPool // loaded from caFile
 }
 
 func newCheckTemplate(name string, line int) *checkTemplate {
 	return &checkTemplate{
-		name:             name,
-		line:             line,
-		protocol:         protoHTTP,
-		path:             "/",
-		status:           []statusRange{{200, 399}},
-		interval:         10 * time.Second,
-		timeout:          4 * time.Second,
-		failureThreshold: 3,
+		checkSettings: checkSettings{
+			protocol:         protoHTTP,
+			path:             "/",
+			interval:         10 * time.Second,
+			timeout:          4 * time.Second,
+			failureThreshold: 3,
+		},
+		name:   name,
+		line:   line,
+		status: []statusRange{{200, 399}},
 	}
 }
 
 // checkSpec is one concrete health check: a template applied to a target.
-// Two values whose specs are equal share one check (and one probe loop).
+// Two values whose specs have equal keys share one check (and one probe loop).
 type checkSpec struct {
-	protocol         string
-	host             string // host name or IP to connect to, resolved at probe time
-	port             int
-	path             string
-	hostHeader       string // Host header and TLS SNI override; "" for none
-	status           string // canonical text of the status ranges, for equality
-	statusRanges     []statusRange
-	match            string
-	interval         time.Duration
-	timeout          time.Duration
-	failureThreshold int
-	successThreshold int
-	invert           bool
-	tlsVerify        bool
-	caFile           string // the CA file's path and a hash of its contents
-	caPool           *x509.CertPool
+	checkSettings
+	host string // host name or IP to connect to, resolved at probe time
+
+	// Derived from the settings, for the prober.
+	statusRanges []statusRange  // status, parsed
+	caPool       *x509.CertPool // caFile, loaded
 }
 
-// checkKey identifies a check: every setting that changes how it probes or
-// judges. Pointers (the CA pool) are left out; the CA file's name stands for it.
+// checkKey identifies a check: its settings and its target host.
 type checkKey struct {
-	protocol, host, path, hostHeader, status, match, caFile string
-	port                                                    int
-	interval, timeout                                       time.Duration
-	failureThreshold, successThreshold                      int
-	invert, tlsVerify                                       bool
+	checkSettings
+	host string
 }
 
-func (s *checkSpec) key() checkKey {
-	return checkKey{
-		protocol: s.protocol, host: s.host, path: s.path, hostHeader: s.hostHeader,
-		status: s.status, match: s.match, caFile: s.caFile, port: s.port,
-		interval: s.interval, timeout: s.timeout,
-		failureThreshold: s.failureThreshold, successThreshold: s.successThreshold,
-		invert: s.invert, tlsVerify: s.tlsVerify,
-	}
-}
+func (s *checkSpec) key() checkKey { return checkKey{s.checkSettings, s.host} }
 
 // target is host:port, as the metrics label it.
 func (s *checkSpec) target() string { return joinHostPort(s.host, s.port) }
@@ -117,166 +110,142 @@ func defaultPort(protocol string) int {
 // :PORT, the template's port, the record's port (SRV) and the protocol default;
 // 0 means none could be found, which the caller reports.
 func (t *checkTemplate) spec(host string, targetPort, recordPort int) *checkSpec {
-	port := targetPort
-	if port == 0 {
-		port = t.port
+	s := &checkSpec{checkSettings: t.checkSettings, host: host}
+	for _, p := range []int{targetPort, t.port, recordPort, defaultPort(t.protocol)} {
+		if p != 0 {
+			s.port = p
+			break
+		}
 	}
-	if port == 0 {
-		port = recordPort
+	if s.successThreshold == 0 {
+		s.successThreshold = s.failureThreshold
 	}
-	if port == 0 {
-		port = defaultPort(t.protocol)
+	if t.protocol == protoTCP {
+		// A connection is all there is to it: the http settings (their
+		// defaults included) must not tell equal tcp checks apart.
+		s.path, s.hostHeader, s.status, s.match = "", "", "", ""
+		s.tlsVerify, s.caFile = false, ""
+		return s
 	}
-	sth := t.successThreshold
-	if sth == 0 {
-		sth = t.failureThreshold
-	}
-	s := &checkSpec{
-		protocol:         t.protocol,
-		host:             host,
-		port:             port,
-		interval:         t.interval,
-		timeout:          t.timeout,
-		failureThreshold: t.failureThreshold,
-		successThreshold: sth,
-		invert:           t.invert,
-	}
-	if t.protocol != protoTCP {
-		s.path = t.path
-		s.hostHeader = t.host
-		s.statusRanges = t.status
-		s.status = formatStatus(t.status)
-		s.match = t.match
-		s.tlsVerify = t.tlsVerify
-		s.caFile = t.caFile
-		s.caPool = t.caPool
-	}
+	s.hostHeader = t.host
+	s.status, s.statusRanges = formatStatus(t.status), t.status
+	s.caPool = t.caPool
 	return s
 }
 
-// parseCheckTemplate reads the body of `health_check NAME { ... }`; the
-// dispenser stands on the opening brace.
-func parseCheckTemplate(c *parser, name string) (*checkTemplate, error) {
-	t := newCheckTemplate(name, c.Line())
-	seen := map[string]int{} // option -> line, for the checks after the block
-	var httpOnly []string    // options set that make no sense for tcp, for the check below
-	err := c.block(func(opt string) error {
-		if prev, ok := seen[opt]; ok {
-			return c.Errf("health_check %s: %s given twice (first on line %d)", name, opt, prev)
+// httpOnly are the health_check options that do not apply to protocol tcp.
+var httpOnly = []string{"path", "host", "status", "match", "tls_verify"}
+
+// parseCheckTemplate reads `health_check NAME { ... }`, its arguments having
+// been read; templates are those defined before it.
+func parseCheckTemplate(p *parser, name string, templates map[string]*checkTemplate) (*checkTemplate, error) {
+	switch prev, ok := templates[name]; {
+	case name == "":
+		return nil, p.errf("health_check needs a non-empty NAME")
+	case name == "none":
+		return nil, p.errf(`health_check: "none" is reserved, pick another name`)
+	case ok:
+		return nil, p.errf("health_check %s already defined on line %d", name, prev.line)
+	}
+	if !p.openBlock() {
+		return nil, p.errf("health_check %s: expected a block { ... }", name)
+	}
+	t := newCheckTemplate(name, p.at)
+	duration := func(opt string, d *time.Duration) func([]string) error {
+		return func(args []string) error {
+			v, err := time.ParseDuration(args[0])
+			if err != nil {
+				return p.errf("health_check %s: %s %q is not a duration (like 10s or 500ms)", name, opt, args[0])
+			}
+			if v < 10*time.Millisecond || v > 24*time.Hour {
+				return p.errf("health_check %s: %s %s out of range 10ms to 24h", name, opt, args[0])
+			}
+			*d = v
+			return nil
 		}
-		seen[opt] = c.Line()
-		args := c.args()
-		switch opt {
-		case "protocol":
-			if len(args) != 1 {
-				return c.ArgErr()
+	}
+	threshold := func(opt string, n *int) func([]string) error {
+		return func(args []string) error {
+			v, err := atoiDigits(args[0])
+			if err != nil || v < 1 || v > 10 {
+				return p.errf("health_check %s: %s %q must be a whole number from 1 to 10", name, opt, args[0])
 			}
-			switch p := strings.ToLower(args[0]); p {
-			case protoHTTP, protoHTTPS, protoTCP:
-				t.protocol = p
-			default:
-				return c.Errf("health_check %s: unknown protocol %q, want http, https or tcp", name, args[0])
-			}
-		case "port":
-			if len(args) != 1 {
-				return c.ArgErr()
-			}
-			p, err := parsePort(args[0])
-			if err != nil {
-				return c.Errf("health_check %s: %v", name, err)
-			}
-			t.port = p
-		case "path":
-			if len(args) != 1 {
-				return c.ArgErr()
-			}
-			if !strings.HasPrefix(args[0], "/") {
-				return c.Errf("health_check %s: path %q must start with /", name, args[0])
-			}
-			if strings.ContainsFunc(args[0], func(r rune) bool { return r <= ' ' || r == 0x7f }) {
-				return c.Errf("health_check %s: path %q must not contain spaces or control characters", name, args[0])
-			}
-			t.path = args[0]
-			httpOnly = append(httpOnly, opt)
-		case "host":
-			if len(args) != 1 {
-				return c.ArgErr()
-			}
-			if !validHostName(args[0]) {
-				return c.Errf("health_check %s: host %q is not a valid host name", name, args[0])
-			}
-			t.host = args[0]
-			httpOnly = append(httpOnly, opt)
-		case "status":
-			if len(args) == 0 {
-				return c.ArgErr()
-			}
-			rs, err := parseStatus(args)
-			if err != nil {
-				return c.Errf("health_check %s: %v", name, err)
-			}
-			t.status = rs
-			httpOnly = append(httpOnly, opt)
-		case "match":
-			if len(args) != 1 {
-				return c.ArgErr()
-			}
-			if args[0] == "" || len(args[0]) > maxBodyMatch {
-				return c.Errf("health_check %s: match must be 1 to %d bytes", name, maxBodyMatch)
-			}
-			t.match = args[0]
-			httpOnly = append(httpOnly, opt)
-		case "interval", "timeout":
-			if len(args) != 1 {
-				return c.ArgErr()
-			}
-			d, err := time.ParseDuration(args[0])
-			if err != nil {
-				return c.Errf("health_check %s: %s %q is not a duration (like 10s or 500ms)", name, opt, args[0])
-			}
-			if d < 10*time.Millisecond || d > 24*time.Hour {
-				return c.Errf("health_check %s: %s %s out of range 10ms to 24h", name, opt, args[0])
-			}
-			if opt == "interval" {
-				t.interval = d
-			} else {
-				t.timeout = d
-			}
-		case "failure_threshold", "success_threshold":
-			if len(args) != 1 {
-				return c.ArgErr()
-			}
-			n, err := atoiDigits(args[0])
-			if err != nil || n < 1 || n > 10 {
-				return c.Errf("health_check %s: %s %q must be a whole number from 1 to 10", name, opt, args[0])
-			}
-			if opt == "failure_threshold" {
-				t.failureThreshold = n
-			} else {
-				t.successThreshold = n
-			}
-		case "invert":
-			if len(args) != 0 {
-				return c.ArgErr()
-			}
-			t.invert = true
-		case "tls_verify":
-			if len(args) > 1 {
-				return c.ArgErr()
-			}
-			t.tlsVerify = true
-			httpOnly = append(httpOnly, opt)
-			if len(args) == 1 {
-				pool, id, err := loadCAFile(args[0])
-				if err != nil {
-					return c.Errf("health_check %s: tls_verify: %v", name, err)
+			*n = v
+			return nil
+		}
+	}
+	lines, err := p.block(options{
+		prefix: "health_check " + name + ": ",
+		opts: map[string]option{
+			"protocol": {args: oneArg, set: func(args []string) error {
+				switch proto := strings.ToLower(args[0]); proto {
+				case protoHTTP, protoHTTPS, protoTCP:
+					t.protocol = proto
+					return nil
 				}
-				t.caFile, t.caPool = id, pool
-			}
-		default:
-			return c.Errf("health_check %s: unknown option %q", name, opt)
-		}
-		return nil
+				return p.errf("health_check %s: unknown protocol %q, want http, https or tcp", name, args[0])
+			}},
+			"port": {args: oneArg, set: func(args []string) error {
+				port, err := parsePort(args[0])
+				if err != nil {
+					return p.errf("health_check %s: %v", name, err)
+				}
+				t.port = port
+				return nil
+			}},
+			"path": {args: oneArg, set: func(args []string) error {
+				if !strings.HasPrefix(args[0], "/") {
+					return p.errf("health_check %s: path %q must start with /", name, args[0])
+				}
+				if strings.ContainsFunc(args[0], func(r rune) bool { return r <= ' ' || r == 0x7f }) {
+					return p.errf("health_check %s: path %q must not contain spaces or control characters", name, args[0])
+				}
+				t.path = args[0]
+				return nil
+			}},
+			"host": {args: oneArg, set: func(args []string) error {
+				if !validHostName(args[0]) {
+					return p.errf("health_check %s: host %q is not a valid host name", name, args[0])
+				}
+				t.host = args[0]
+				return nil
+			}},
+			"status": {args: arity{1, -1}, set: func(args []string) error {
+				rs, err := parseStatus(args)
+				if err != nil {
+					return p.errf("health_check %s: %v", name, err)
+				}
+				t.status = rs
+				return nil
+			}},
+			"match": {args: oneArg, set: func(args []string) error {
+				if args[0] == "" || len(args[0]) > maxBodyMatch {
+					return p.errf("health_check %s: match must be 1 to %d bytes", name, maxBodyMatch)
+				}
+				t.match = args[0]
+				return nil
+			}},
+			"interval":          {args: oneArg, set: duration("interval", &t.interval)},
+			"timeout":           {args: oneArg, set: duration("timeout", &t.timeout)},
+			"failure_threshold": {args: oneArg, set: threshold("failure_threshold", &t.failureThreshold)},
+			"success_threshold": {args: oneArg, set: threshold("success_threshold", &t.successThreshold)},
+			"invert": {args: noArgs, set: func([]string) error {
+				t.invert = true
+				return nil
+			}},
+			"tls_verify": {args: optArg, set: func(args []string) error {
+				t.tlsVerify = true
+				if len(args) == 1 {
+					pool, id, err := loadCAFile(args[0])
+					if err != nil {
+						return p.errf("health_check %s: tls_verify: %v", name, err)
+					}
+					t.caFile, t.caPool = id, pool
+				}
+				return nil
+			}},
+		},
+		other: func(opt string, _ []string) error { return p.errf("health_check %s: unknown option %q", name, opt) },
 	})
 	if err != nil {
 		return nil, err
@@ -285,20 +254,30 @@ func parseCheckTemplate(c *parser, name string) (*checkTemplate, error) {
 	// option that is wrong given the others, else on the health_check line.
 	lineOf := func(opts ...string) int {
 		for _, o := range opts {
-			if l, ok := seen[o]; ok {
+			if l, ok := lines[o]; ok {
 				return l
 			}
 		}
 		return t.line
 	}
 	if t.timeout >= t.interval {
-		return nil, errAt(c, lineOf("timeout", "interval"), "health_check %s: timeout %s must be less than interval %s", name, t.timeout, t.interval)
+		return nil, p.errAt(lineOf("timeout", "interval"), "health_check %s: timeout %s must be less than interval %s", name, t.timeout, t.interval)
 	}
-	if t.protocol == protoTCP && len(httpOnly) > 0 {
-		return nil, errAt(c, lineOf(httpOnly[0]), "health_check %s: %s does not apply to protocol tcp", name, strings.Join(httpOnly, ", "))
+	if t.protocol == protoTCP {
+		// In the order they were given.
+		var given []string
+		for _, o := range httpOnly {
+			if _, ok := lines[o]; ok {
+				given = append(given, o)
+			}
+		}
+		slices.SortStableFunc(given, func(a, b string) int { return lines[a] - lines[b] })
+		if len(given) > 0 {
+			return nil, p.errAt(lines[given[0]], "health_check %s: %s does not apply to protocol tcp", name, strings.Join(given, ", "))
+		}
 	}
 	if t.protocol == protoHTTP && t.tlsVerify {
-		return nil, errAt(c, lineOf("tls_verify"), "health_check %s: tls_verify applies only to protocol https", name)
+		return nil, p.errAt(lineOf("tls_verify"), "health_check %s: tls_verify applies only to protocol https", name)
 	}
 	return t, nil
 }

@@ -13,15 +13,130 @@ import (
 	"github.com/miekg/dns"
 )
 
+// checkRef is a `health_check NAME|none` inside a records block, resolved once
+// the whole block is read (a reference may precede its definition).
+type checkRef struct {
+	name string // "" when not given, "none" to remove an inherited check
+	line int
+}
+
+// rawValue is a value as written, turned into an RR once all options are known.
+type rawValue struct {
+	tokens     []string
+	line       int
+	check      checkRef
+	target     string
+	targetLine int
+}
+
+// rawSet is a records block as written.
+type rawSet struct {
+	name   string // fully qualified, lower case
+	qtype  uint16
+	ttl    int64 // -1: inherit
+	line   int
+	check  checkRef
+	values []*rawValue
+}
+
+// parseRecords reads `records NAME TYPE [VALUE...] [{ ... }]`, its arguments
+// having been read.
+func parseRecords(p *parser, args []string, zones []string) (*rawSet, error) {
+	line := p.at
+	name, err := qualify(args[0], zones)
+	if err != nil {
+		return nil, p.errf("records %s: %v", args[0], err)
+	}
+	qtype, err := parseType(args[1])
+	if err != nil {
+		return nil, p.errf("records %s: %v", args[0], err)
+	}
+	rs := &rawSet{name: name, qtype: qtype, ttl: -1, line: line}
+	for _, tok := range args[2:] {
+		rs.values = append(rs.values, &rawValue{tokens: []string{tok}, line: line})
+	}
+	if p.openBlock() {
+		_, err = p.block(options{
+			opts: map[string]option{
+				"ttl": {args: oneArg, set: func(args []string) error {
+					ttl, err := parseTTL(args[0])
+					if err != nil {
+						return p.errf("%v", err)
+					}
+					rs.ttl = int64(ttl)
+					return nil
+				}},
+				"health_check": {args: oneArg, set: func(args []string) error {
+					var err error
+					rs.check, err = parseCheckRef(p, args[0])
+					return err
+				}},
+			},
+			other: func(first string, args []string) error {
+				v, err := parseValue(p, append([]string{first}, args...))
+				if err != nil {
+					return err
+				}
+				rs.values = append(rs.values, v)
+				return nil
+			},
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	if len(rs.values) == 0 {
+		return nil, p.errAt(line, "records %s %s: no values", args[0], args[1])
+	}
+	return rs, nil
+}
+
+// parseValue reads a value of a records block and its own block, if any.
+func parseValue(p *parser, tokens []string) (*rawValue, error) {
+	v := &rawValue{tokens: tokens, line: p.at}
+	if !p.openBlock() {
+		return v, nil
+	}
+	_, err := p.block(options{
+		opts: map[string]option{
+			"health_check": {args: oneArg, set: func(args []string) error {
+				var err error
+				v.check, err = parseCheckRef(p, args[0])
+				return err
+			}},
+			"target": {args: oneArg, set: func(args []string) error {
+				if _, _, err := splitTarget(args[0]); err != nil {
+					return p.errf("target %q: %v", args[0], err)
+				}
+				v.target, v.targetLine = args[0], p.at
+				return nil
+			}},
+		},
+		other: func(opt string, _ []string) error {
+			return p.errf("unknown value option %q, want health_check or target", opt)
+		},
+	})
+	return v, err
+}
+
+// parseCheckRef reads the argument of `health_check NAME|none` in a records
+// block or a value's.
+func parseCheckRef(p *parser, name string) (checkRef, error) {
+	if name == "" {
+		return checkRef{}, p.errf(`health_check "": want a NAME or none`)
+	}
+	return checkRef{name: name, line: p.at}, nil
+}
+
 // buildSets turns the records blocks as written into record sets: RRs parsed
 // by miekg/dns, duplicates refused, health-check references resolved.
-func (cfg *config) buildSets(c *parser, raws []*rawSet, templates map[string]*checkTemplate) error {
+func (cfg *config) buildSets(p *parser, raws []*rawSet, templates map[string]*checkTemplate) error {
 	seen := map[[2]any]int{} // name, type -> line
 	for _, raw := range raws {
 		k := [2]any{raw.name, raw.qtype}
 		typeName := typeString(raw.qtype)
 		if prev, ok := seen[k]; ok {
-			return errAt(c, raw.line, "records %s %s already defined on line %d", raw.name, typeName, prev)
+			return p.errAt(raw.line, "records %s %s already defined on line %d", raw.name, typeName, prev)
 		}
 		seen[k] = raw.line
 
@@ -40,15 +155,15 @@ func (cfg *config) buildSets(c *parser, raws []*rawSet, templates map[string]*ch
 		for _, rv := range raw.values {
 			rr, err := newRR(raw.name, ttl, raw.qtype, set.zone, rv.tokens)
 			if err != nil {
-				return errAt(c, rv.line, "records %s %s: value %q: %v", raw.name, typeName, strings.Join(rv.tokens, " "), err)
+				return p.errAt(rv.line, "records %s %s: value %q: %v", raw.name, typeName, strings.Join(rv.tokens, " "), err)
 			}
 			key := canonicalRdata(rr)
 			if prev, ok := wire[string(key)]; ok {
-				return errAt(c, rv.line, "records %s %s: value %q given twice (first on line %d)", raw.name, typeName, strings.Join(rv.tokens, " "), prev)
+				return p.errAt(rv.line, "records %s %s: value %q given twice (first on line %d)", raw.name, typeName, strings.Join(rv.tokens, " "), prev)
 			}
 			wire[string(key)] = rv.line
 			v := &value{rr: rr, text: rdataText(rr)}
-			if v.spec, err = checkFor(c, raw, rv, rr, templates); err != nil {
+			if v.spec, err = checkFor(p, raw, rv, rr, templates); err != nil {
 				return err
 			}
 			keys[v] = key
@@ -68,14 +183,14 @@ func (cfg *config) buildSets(c *parser, raws []*rawSet, templates map[string]*ch
 // checkFor resolves the health check of one value: its own reference, else the
 // set's; `none` removes it. The target is the value itself for A and AAAA, the
 // SRV target, the MX exchange, or the value's `target`.
-func checkFor(c *parser, raw *rawSet, rv *rawValue, rr dns.RR, templates map[string]*checkTemplate) (*checkSpec, error) {
+func checkFor(p *parser, raw *rawSet, rv *rawValue, rr dns.RR, templates map[string]*checkTemplate) (*checkSpec, error) {
 	ref := raw.check
 	if rv.check.name != "" {
 		ref = rv.check
 	}
 	if ref.name == "" || ref.name == "none" {
 		if rv.target != "" {
-			return nil, errAt(c, rv.targetLine, "target %s given for a value without a health check", rv.target)
+			return nil, p.errAt(rv.targetLine, "target %s given for a value without a health check", rv.target)
 		}
 		return nil, nil
 	}
@@ -83,12 +198,12 @@ func checkFor(c *parser, raw *rawSet, rv *rawValue, rr dns.RR, templates map[str
 	if !ok {
 		defined := slices.Sorted(maps.Keys(templates))
 		if len(defined) == 0 {
-			return nil, errAt(c, ref.line, "health_check %s is not defined: no health_check NAME { ... } in this block", ref.name)
+			return nil, p.errAt(ref.line, "health_check %s is not defined: no health_check NAME { ... } in this block", ref.name)
 		}
-		return nil, errAt(c, ref.line, "health_check %s is not defined (defined: %s)", ref.name, strings.Join(defined, ", "))
+		return nil, p.errAt(ref.line, "health_check %s is not defined (defined: %s)", ref.name, strings.Join(defined, ", "))
 	}
 
-	var host string
+	var host, field string // field: what the RDATA calls the host, for errors
 	var recordPort int
 	switch r := rr.(type) {
 	case *dns.A:
@@ -96,17 +211,21 @@ func checkFor(c *parser, raw *rawSet, rv *rawValue, rr dns.RR, templates map[str
 	case *dns.AAAA:
 		host = r.AAAA.String()
 	case *dns.SRV:
-		host, recordPort = r.Target, int(r.Port)
+		host, recordPort, field = r.Target, int(r.Port), "target"
 	case *dns.MX:
-		host = r.Mx
+		host, field = r.Mx, "exchange"
 	}
-	host = strings.TrimSuffix(host, ".")
 	var targetPort int
 	if rv.target != "" {
 		var err error
 		if host, targetPort, err = splitTarget(rv.target); err != nil {
-			return nil, errAt(c, rv.targetLine, "target %q: %v", rv.target, err)
+			return nil, p.errAt(rv.targetLine, "target %q: %v", rv.target, err)
 		}
+	} else if field != "" && host != "." && !validHostName(host) {
+		// A name the RDATA may hold (`!`, `a\ b`) but no probe can dial:
+		// its check could only fail.
+		return nil, p.errAt(rv.line, "records %s %s: value %q: %s %q is not a valid host name to check; give target HOST[:PORT]",
+			raw.name, typeString(raw.qtype), strings.Join(rv.tokens, " "), field, host)
 	}
 	// One spelling per target, so that equal targets share one check.
 	host = strings.TrimSuffix(host, ".")
@@ -116,12 +235,12 @@ func checkFor(c *parser, raw *rawSet, rv *rawValue, rr dns.RR, templates map[str
 		host = strings.ToLower(host)
 	}
 	if host == "" {
-		return nil, errAt(c, rv.line, "value %q: a %s value needs `target HOST[:PORT]` for health_check %s",
+		return nil, p.errAt(rv.line, "value %q: a %s value needs `target HOST[:PORT]` for health_check %s",
 			strings.Join(rv.tokens, " "), typeString(raw.qtype), ref.name)
 	}
 	spec := t.spec(host, targetPort, recordPort)
 	if spec.port == 0 {
-		return nil, errAt(c, rv.line, "value %q: health_check %s (tcp) has no port: set `port`, `target HOST:PORT`, or use an SRV record",
+		return nil, p.errAt(rv.line, "value %q: health_check %s (tcp) has no port: set `port`, `target HOST:PORT`, or use an SRV record",
 			strings.Join(rv.tokens, " "), ref.name)
 	}
 	return spec, nil

@@ -32,6 +32,12 @@ func FuzzParse(f *testing.F) {
 	} {
 		f.Add(seed)
 	}
+	// The broken Corefiles of TestParseErrors: each reaches one error path.
+	for _, tc := range parseErrorCases() {
+		if len(tc.input) <= 4096 { // not the oversized ones: they slow every mutation
+			f.Add(tc.input)
+		}
+	}
 	f.Fuzz(func(t *testing.T, input string) {
 		c := caddy.NewTestController("dns", input)
 		c.ServerBlockKeys = []string{"example.org:53"}

@@ -58,598 +58,330 @@ func testCAFiles(t *testing.T, input string) string {
 	return r.Replace(input)
 }
 
-// TestParseErrors feeds broken Corefiles to the parser: each must fail with a
-// message that names the file, the line of the mistake, and the mistake.
-func TestParseErrors(t *testing.T) {
-	tests := []struct {
-		name  string
-		input string
-		line  int    // of the offending line; the input's first line is 1
-		err   string // part of the message
-	}{
-		// The plugin's own options.
-		{"no block", `multivalue example.org`, 1, "needs a block"},
-		{"no records", `multivalue example.org {
-    ttl 30
-}`, 1, "at least one records line"},
-		{"empty block", `multivalue example.org {
-}`, 1, "at least one records line"},
-		{"unclosed block", `multivalue example.org {
+// parseErrorCase is a broken Corefile, the line its error must name (the
+// Corefile's first line is 1) and a part of the message.
+type parseErrorCase struct {
+	name  string
+	input string
+	line  int
+	err   string
+}
+
+// wrapInputs returns cases with each input replaced by wrap(input).
+func wrapInputs(cases []parseErrorCase, wrap func(string) string) []parseErrorCase {
+	out := slices.Clone(cases)
+	for i := range out {
+		out[i].input = wrap(out[i].input)
+	}
+	return out
+}
+
+// parseErrorsWhole are whole Corefiles: the zones, the block itself.
+var parseErrorsWhole = []parseErrorCase{
+	{"no block", `multivalue example.org`, 1, "needs a block"},
+	{"unclosed block", `multivalue example.org {
     records www A 127.0.0.1`, 2, "Unexpected EOF"},
-		{"invalid zone argument", `multivalue example..org {
+	{"invalid zone argument", `multivalue example..org {
     records www.example.org. A 127.0.0.1
 }`, 1, `invalid zone "example..org"`},
-		{"unknown option", `multivalue example.org {
-    records www A 127.0.0.1
-    weight 10
-}`, 3, `unknown option "weight"`},
-		{"ttl without value", `multivalue example.org {
-    ttl
-    records www A 127.0.0.1
-}`, 2, "wrong number of arguments for "},
-		{"ttl with two values", `multivalue example.org {
-    ttl 30 60
-    records www A 127.0.0.1
-}`, 2, "wrong number of arguments for "},
-		{"ttl negative", `multivalue example.org {
-    records www A 127.0.0.1
-    ttl -1
-}`, 3, `ttl "-1" must be a whole number of seconds from 0 to 2147483647`},
-		{"ttl too large", `multivalue example.org {
-    ttl 2147483648
-    records www A 127.0.0.1
-}`, 2, `ttl "2147483648" must be`},
-		{"ttl not a number", `multivalue example.org {
-    ttl 1m
-    records www A 127.0.0.1
-}`, 2, `ttl "1m" must be`},
-		{"ttl with a sign", `multivalue example.org {
-    ttl +60
-    records www A 127.0.0.1
-}`, 2, `ttl "+60" must be`},
-		{"ttl given twice", `multivalue example.org {
-    ttl 30
-    records www A 127.0.0.1
-    ttl 30
-}`, 4, "ttl given twice"},
-		{"max_answers 0", `multivalue example.org {
-    max_answers 0
-    records www A 127.0.0.1
-}`, 2, `max_answers "0" must be a whole number from 1 to 255`},
-		{"max_answers 256", `multivalue example.org {
-    records www A 127.0.0.1
-    max_answers 256
-}`, 3, `max_answers "256" must be`},
-		{"max_answers without value", `multivalue example.org {
-    max_answers
-    records www A 127.0.0.1
-}`, 2, "wrong number of arguments for "},
-		{"max_answers given twice", `multivalue example.org {
-    max_answers 2
-    max_answers 3
-    records www A 127.0.0.1
-}`, 3, "max_answers given twice"},
-		{"all_unhealthy unknown policy", `multivalue example.org {
-    all_unhealthy drop
-    records www A 127.0.0.1
-}`, 2, `all_unhealthy "drop": want serve, nodata or fallthrough`},
-		{"all_unhealthy without value", `multivalue example.org {
-    all_unhealthy
-    records www A 127.0.0.1
-}`, 2, "wrong number of arguments for "},
-		{"all_unhealthy given twice", `multivalue example.org {
-    all_unhealthy serve
-    records www A 127.0.0.1
-    all_unhealthy nodata
-}`, 4, "all_unhealthy given twice"},
-		{"fallthrough invalid zone", `multivalue example.org {
-    records www A 127.0.0.1
-    fallthrough example..org
-}`, 3, `fallthrough: invalid zone "example..org"`},
-		{"fallthrough given twice", `multivalue example.org {
-    fallthrough
-    fallthrough example.org
-    records www A 127.0.0.1
-}`, 3, "fallthrough given twice"},
-		{"multivalue twice in a server block", `multivalue example.org {
+	{"multivalue twice in a server block", `multivalue example.org {
     records www A 127.0.0.1
 }
 multivalue example.org {
     records mail A 127.0.0.1
-}`, 4, "only once per server block"},
-		{"stray brace", `multivalue example.org {
-    {
+}`, 4, "this plugin can only be used once per Server Block"},
+	{"relative name with two zones", `multivalue example.org example.net {
     records www A 127.0.0.1
-}`, 2, "unexpected '{'"},
+}`, 2, "relative name needs exactly one zone, have 2"},
+	{"apex with two zones", `multivalue example.org example.net {
+    records @ A 127.0.0.1
+}`, 2, "@ needs exactly one zone, have 2"},
+	{"name is a parent of the zone", `multivalue sub.example.org {
+    records example.org. A 127.0.0.1
+}`, 2, "example.org. is not in the zones sub.example.org."},
+	{"zone with a blank", `multivalue "example.org www" {
+    records www.example.org. A 127.0.0.1
+}`, 1, `invalid zone "example.org www"`},
+}
 
-		// health_check definitions.
-		{"health_check without name", `multivalue example.org {
+// parseErrorsInBlock are the body of `multivalue example.org {` ... `}`: the
+// body's first line (the one after the opening backquote) is line 2.
+var parseErrorsInBlock = []parseErrorCase{
+	// The plugin's own options.
+	{"no records", `
+    ttl 30`, 1, "at least one records line"},
+	{"empty block", ``, 1, "at least one records line"},
+	{"unknown option", `
+    records www A 127.0.0.1
+    weight 10`, 3, `unknown option "weight"`},
+	{"ttl without value", `
+    ttl
+    records www A 127.0.0.1`, 2, "wrong number of arguments for ttl: want 1, have 0"},
+	{"ttl with two values", `
+    ttl 30 60
+    records www A 127.0.0.1`, 2, "wrong number of arguments for ttl: want 1, have 2"},
+	{"ttl negative", `
+    records www A 127.0.0.1
+    ttl -1`, 3, `ttl "-1" must be a whole number of seconds from 0 to 2147483647`},
+	{"ttl too large", `
+    ttl 2147483648
+    records www A 127.0.0.1`, 2, `ttl "2147483648" must be`},
+	{"ttl not a number", `
+    ttl 1m
+    records www A 127.0.0.1`, 2, `ttl "1m" must be`},
+	{"ttl with a sign", `
+    ttl +60
+    records www A 127.0.0.1`, 2, `ttl "+60" must be`},
+	{"ttl given twice", `
+    ttl 30
+    records www A 127.0.0.1
+    ttl 30`, 4, "ttl given twice (first on line 2)"},
+	{"max_answers 0", `
+    max_answers 0
+    records www A 127.0.0.1`, 2, `max_answers "0" must be a whole number from 1 to 255`},
+	{"max_answers 256", `
+    records www A 127.0.0.1
+    max_answers 256`, 3, `max_answers "256" must be`},
+	{"max_answers without value", `
+    max_answers
+    records www A 127.0.0.1`, 2, "wrong number of arguments for max_answers: want 1, have 0"},
+	{"max_answers given twice", `
+    max_answers 2
+    max_answers 3
+    records www A 127.0.0.1`, 3, "max_answers given twice (first on line 2)"},
+	{"all_unhealthy unknown policy", `
+    all_unhealthy drop
+    records www A 127.0.0.1`, 2, `all_unhealthy "drop": want serve, nodata or fallthrough`},
+	{"all_unhealthy without value", `
+    all_unhealthy
+    records www A 127.0.0.1`, 2, "wrong number of arguments for all_unhealthy: want 1, have 0"},
+	{"all_unhealthy given twice", `
+    all_unhealthy serve
+    records www A 127.0.0.1
+    all_unhealthy nodata`, 4, "all_unhealthy given twice (first on line 2)"},
+	{"fallthrough invalid zone", `
+    records www A 127.0.0.1
+    fallthrough example..org`, 3, `fallthrough: invalid zone "example..org"`},
+	{"fallthrough given twice", `
+    fallthrough
+    fallthrough example.org
+    records www A 127.0.0.1`, 3, "fallthrough given twice (first on line 2)"},
+	{"stray brace", `
+    {
+    records www A 127.0.0.1`, 2, "unexpected '{'"},
+	{"stray closing brace after a one-line close", `
+    records www A 127.0.0.1 } }`, 2, "unexpected '}'"},
+	{"arguments spanning lines: the option's line", `
+    ttl "1
+2" 3
+    records www A 127.0.0.1`, 2, "wrong number of arguments for ttl: want 1, have 2"},
+	// health_check definitions: their names and blocks.
+	{"health_check without name", `
     health_check {
     }
-    records www A 127.0.0.1
-}`, 2, "health_check needs exactly one NAME"},
-		{"health_check with two names", `multivalue example.org {
+    records www A 127.0.0.1`, 2, "health_check needs exactly one NAME"},
+	{"health_check with two names", `
     health_check web api {
     }
-    records www A 127.0.0.1
-}`, 2, "health_check needs exactly one NAME"},
-		{"health_check named none", `multivalue example.org {
+    records www A 127.0.0.1`, 2, "health_check needs exactly one NAME"},
+	{"health_check named none", `
     health_check none {
     }
-    records www A 127.0.0.1
-}`, 2, `"none" is reserved`},
-		{"health_check with empty name", `multivalue example.org {
+    records www A 127.0.0.1`, 2, `"none" is reserved`},
+	{"health_check with empty name", `
     health_check "" {
     }
-    records www A 127.0.0.1
-}`, 2, "non-empty NAME"},
-		{"health_check without block", `multivalue example.org {
+    records www A 127.0.0.1`, 2, "non-empty NAME"},
+	{"health_check without block", `
     health_check web
-    records www A 127.0.0.1
-}`, 2, "health_check web: expected a block"},
-		{"health_check defined twice", `multivalue example.org {
+    records www A 127.0.0.1`, 2, "health_check web: expected a block"},
+	{"health_check defined twice", `
     health_check web {
     }
     records www A 127.0.0.1
     health_check web {
         port 8080
-    }
-}`, 5, "health_check web already defined on line 2"},
-		{"unknown check option", `multivalue example.org {
-    health_check web {
-        retries 3
-    }
-    records www A 127.0.0.1
-}`, 3, `health_check web: unknown option "retries"`},
-		{"check option given twice", `multivalue example.org {
-    health_check web {
-        port 8080
-        path /health
-        port 8081
-    }
-    records www A 127.0.0.1
-}`, 5, "health_check web: port given twice (first on line 3)"},
-		{"protocol unknown", `multivalue example.org {
-    health_check web {
-        protocol udp
-    }
-    records www A 127.0.0.1
-}`, 3, `unknown protocol "udp", want http, https or tcp`},
-		{"protocol without value", `multivalue example.org {
-    health_check web {
-        protocol
-    }
-    records www A 127.0.0.1
-}`, 3, "wrong number of arguments for "},
-		{"port 0", `multivalue example.org {
-    health_check web {
-        port 0
-    }
-    records www A 127.0.0.1
-}`, 3, `port "0" must be a number from 1 to 65535`},
-		{"port 70000", `multivalue example.org {
-    health_check web {
-        port 70000
-    }
-    records www A 127.0.0.1
-}`, 3, `port "70000" must be a number from 1 to 65535`},
-		{"port not a number", `multivalue example.org {
-    health_check web {
-        port http
-    }
-    records www A 127.0.0.1
-}`, 3, `port "http" must be`},
-		{"port with sign", `multivalue example.org {
-    health_check web {
-        port +80
-    }
-    records www A 127.0.0.1
-}`, 3, `port "+80" must be`},
-		{"path without slash", `multivalue example.org {
-    health_check web {
-        path health
-    }
-    records www A 127.0.0.1
-}`, 3, `path "health" must start with /`},
-		{"path with a space", `multivalue example.org {
-    health_check web {
-        path "/a b"
-    }
-    records www A 127.0.0.1
-}`, 3, `path "/a b" must not contain spaces`},
-		{"host invalid", `multivalue example.org {
-    health_check web {
-        host "www example org"
-    }
-    records www A 127.0.0.1
-}`, 3, `host "www example org" is not a valid host name`},
-		{"status 99", `multivalue example.org {
-    health_check web {
-        status 99
-    }
-    records www A 127.0.0.1
-}`, 3, `status "99" must lie within 100-599`},
-		{"status 600", `multivalue example.org {
-    health_check web {
-        status 200 600
-    }
-    records www A 127.0.0.1
-}`, 3, `status "600" must lie within 100-599`},
-		{"status range backwards", `multivalue example.org {
-    health_check web {
-        status 300-200
-    }
-    records www A 127.0.0.1
-}`, 3, `status "300-200" must lie within 100-599, low before high`},
-		{"status not a number", `multivalue example.org {
-    health_check web {
-        status abc
-    }
-    records www A 127.0.0.1
-}`, 3, `status "abc" is not a code or LOW-HIGH range`},
-		{"status open range", `multivalue example.org {
-    health_check web {
-        status 200-
-    }
-    records www A 127.0.0.1
-}`, 3, `status "200-" is not a code`},
-		{"status without value", `multivalue example.org {
-    health_check web {
-        status
-    }
-    records www A 127.0.0.1
-}`, 3, "wrong number of arguments for "},
-		{"match empty", `multivalue example.org {
-    health_check web {
-        match ""
-    }
-    records www A 127.0.0.1
-}`, 3, "match must be 1 to 5120 bytes"},
-		{"match too long", `multivalue example.org {
-    health_check web {
-        match ` + strings.Repeat("x", 5121) + `
-    }
-    records www A 127.0.0.1
-}`, 3, "match must be 1 to 5120 bytes"},
-		{"interval without unit", `multivalue example.org {
-    health_check web {
-        interval 10
-    }
-    records www A 127.0.0.1
-}`, 3, `interval "10" is not a duration`},
-		{"interval too short", `multivalue example.org {
-    health_check web {
-        interval 5ms
-        timeout 1ms
-    }
-    records www A 127.0.0.1
-}`, 3, "interval 5ms out of range 10ms to 24h"},
-		{"timeout too long", `multivalue example.org {
-    health_check web {
-        timeout 25h
-    }
-    records www A 127.0.0.1
-}`, 3, "timeout 25h out of range"},
-		{"timeout not a duration", `multivalue example.org {
-    health_check web {
-        timeout soon
-    }
-    records www A 127.0.0.1
-}`, 3, `timeout "soon" is not a duration`},
-		{"timeout equals interval", `multivalue example.org {
-    health_check web {
-        interval 5s
-        timeout 5s
-    }
-    records www A 127.0.0.1
-}`, 4, "health_check web: timeout 5s must be less than interval 5s"},
-		{"timeout above default interval", `multivalue example.org {
-    health_check web {
-        path /
-        timeout 12s
-    }
-    records www A 127.0.0.1
-}`, 4, "timeout 12s must be less than interval 10s"},
-		{"interval below default timeout", `multivalue example.org {
-    health_check web {
-        path /
-        interval 3s
-    }
-    records www A 127.0.0.1
-}`, 4, "timeout 4s must be less than interval 3s"},
-		{"failure_threshold 0", `multivalue example.org {
-    health_check web {
-        failure_threshold 0
-    }
-    records www A 127.0.0.1
-}`, 3, `failure_threshold "0" must be a whole number from 1 to 10`},
-		{"failure_threshold 11", `multivalue example.org {
-    health_check web {
-        failure_threshold 11
-    }
-    records www A 127.0.0.1
-}`, 3, `failure_threshold "11" must be`},
-		{"success_threshold 0", `multivalue example.org {
-    health_check web {
-        success_threshold 0
-    }
-    records www A 127.0.0.1
-}`, 3, `success_threshold "0" must be`},
-		{"success_threshold 11", `multivalue example.org {
-    health_check web {
-        success_threshold 11
-    }
-    records www A 127.0.0.1
-}`, 3, `success_threshold "11" must be`},
-		{"invert with argument", `multivalue example.org {
-    health_check web {
-        invert yes
-    }
-    records www A 127.0.0.1
-}`, 3, "wrong number of arguments for "},
-		{"tls_verify with missing CA file", `multivalue example.org {
-    health_check web {
-        protocol https
-        tls_verify MISSING_CA_FILE
-    }
-    records www A 127.0.0.1
-}`, 4, "no such file"},
-		{"tls_verify with a file holding no certificate", `multivalue example.org {
-    health_check web {
-        protocol https
-        tls_verify BAD_CA_FILE
-    }
-    records www A 127.0.0.1
-}`, 4, "holds no PEM certificate"},
-		{"tls_verify with a directory", `multivalue example.org {
-    health_check web {
-        protocol https
-        tls_verify CA_DIR
-    }
-    records www A 127.0.0.1
-}`, 4, "is not a regular file"},
-		{"tls_verify with two files", `multivalue example.org {
-    health_check web {
-        protocol https
-        tls_verify CA_FILE CA_FILE
-    }
-    records www A 127.0.0.1
-}`, 4, "wrong number of arguments for "},
-		{"tls_verify on http", `multivalue example.org {
-    health_check web {
-        port 8443
-        tls_verify
-    }
-    records www A 127.0.0.1
-}`, 4, "tls_verify applies only to protocol https"},
-		{"tls_verify on tcp", `multivalue example.org {
+    }`, 5, "health_check web already defined on line 2"},
+	{"tls_verify on tcp", `
     health_check db {
         protocol tcp
         port 5432
         tls_verify
     }
-    records www A 127.0.0.1
-}`, 5, "health_check db: tls_verify does not apply to protocol tcp"},
-		{"path on tcp", `multivalue example.org {
+    records www A 127.0.0.1`, 5, "health_check db: tls_verify does not apply to protocol tcp"},
+	{"path on tcp", `
     health_check db {
         path /health
         protocol tcp
         port 5432
     }
-    records www A 127.0.0.1
-}`, 3, "path does not apply to protocol tcp"},
-		{"host on tcp", `multivalue example.org {
+    records www A 127.0.0.1`, 3, "path does not apply to protocol tcp"},
+	{"host on tcp", `
     health_check db {
         protocol tcp
         port 5432
         host db.example.org
     }
-    records www A 127.0.0.1
-}`, 5, "host does not apply to protocol tcp"},
-		{"match and status on tcp", `multivalue example.org {
+    records www A 127.0.0.1`, 5, "host does not apply to protocol tcp"},
+	{"match and status on tcp", `
     health_check db {
         protocol tcp
         port 5432
         match ok
         status 200
     }
-    records www A 127.0.0.1
-}`, 5, "match, status does not apply to protocol tcp"},
-
-		// records.
-		{"records without type", `multivalue example.org {
-    records www
-}`, 2, "records needs a NAME and a TYPE"},
-		{"records without values", `multivalue example.org {
-    records www A
-}`, 2, "records www A: no values"},
-		{"records with an empty block", `multivalue example.org {
+    records www A 127.0.0.1`, 5, "match, status does not apply to protocol tcp"},
+	// records.
+	{"records without type", `
+    records www`, 2, "records needs a NAME and a TYPE"},
+	{"records without values", `
+    records www A`, 2, "records www A: no values"},
+	{"records with an empty block", `
     records www A {
         ttl 30
-    }
-}`, 2, "records www A: no values"},
-		{"unknown type", `multivalue example.org {
-    records www FOO 127.0.0.1
-}`, 2, `unknown type "FOO"`},
-		{"CNAME", `multivalue example.org {
-    records www CNAME web.example.org.
-}`, 2, "type CNAME cannot be a multivalue record set"},
-		{"NS", `multivalue example.org {
-    records @ NS ns1.example.org.
-}`, 2, "type NS cannot be"},
-		{"SOA", `multivalue example.org {
-    records @ soa "ns1.example.org. hostmaster.example.org. 1 7200 3600 1209600 3600"
-}`, 2, "type SOA cannot be"},
-		{"DNAME", `multivalue example.org {
-    records old DNAME example.net.
-}`, 2, "type DNAME cannot be"},
-		{"ANY", `multivalue example.org {
-    records www ANY 127.0.0.1
-}`, 2, "type ANY is a meta type"},
-		{"A out of range", `multivalue example.org {
+    }`, 2, "records www A: no values"},
+	{"unknown type", `
+    records www FOO 127.0.0.1`, 2, `unknown type "FOO"`},
+	{"CNAME", `
+    records www CNAME web.example.org.`, 2, "type CNAME cannot be a multivalue record set"},
+	{"NS", `
+    records @ NS ns1.example.org.`, 2, "type NS cannot be"},
+	{"SOA", `
+    records @ soa "ns1.example.org. hostmaster.example.org. 1 7200 3600 1209600 3600"`, 2, "type SOA cannot be"},
+	{"DNAME", `
+    records old DNAME example.net.`, 2, "type DNAME cannot be"},
+	{"ANY", `
+    records www ANY 127.0.0.1`, 2, "type ANY is a meta type"},
+	{"A out of range", `
     records www A {
         127.0.0.1
         127.0.0.999
-    }
-}`, 4, `records www.example.org. A: value "127.0.0.999": not a valid A value`},
-		{"A given an IPv6 address", `multivalue example.org {
-    records www A ::1
-}`, 2, `value "::1"`},
-		{"AAAA given an IPv4 address", `multivalue example.org {
-    records www AAAA 127.0.0.1
-}`, 2, `value "127.0.0.1"`},
-		{"MX without preference", `multivalue example.org {
+    }`, 4, `records www.example.org. A: value "127.0.0.999": not a valid A value`},
+	{"A given an IPv6 address", `
+    records www A ::1`, 2, `value "::1"`},
+	{"AAAA given an IPv4 address", `
+    records www AAAA 127.0.0.1`, 2, `value "127.0.0.1"`},
+	{"MX without preference", `
     records @ MX {
         mail.example.org.
-    }
-}`, 3, `records example.org. MX: value "mail.example.org.": not a valid MX value`},
-		{"SRV missing fields", `multivalue example.org {
+    }`, 3, `records example.org. MX: value "mail.example.org.": not a valid MX value`},
+	{"SRV missing fields", `
     records _sip._tcp SRV {
         10 60 sip.example.org.
-    }
-}`, 3, `value "10 60 sip.example.org."`},
-		{"relative name with two zones", `multivalue example.org example.net {
-    records www A 127.0.0.1
-}`, 2, "relative name needs exactly one zone, have 2"},
-		{"apex with two zones", `multivalue example.org example.net {
-    records @ A 127.0.0.1
-}`, 2, "@ needs exactly one zone, have 2"},
-		{"name outside the zones", `multivalue example.org {
-    records www.example.net. A 127.0.0.1
-}`, 2, "www.example.net. is not in the zones example.org."},
-		{"name is a parent of the zone", `multivalue sub.example.org {
-    records example.org. A 127.0.0.1
-}`, 2, "example.org. is not in the zones sub.example.org."},
-		{"name invalid", `multivalue example.org {
-    records www..x A 127.0.0.1
-}`, 2, "invalid name"},
-		{"name with a blank", `multivalue example.org {
-    records "www 60 IN A" A 127.0.0.1
-}`, 2, "invalid name"},
-		{"name with a line break", `multivalue example.org {
+    }`, 3, `value "10 60 sip.example.org."`},
+	{"name outside the zones", `
+    records www.example.net. A 127.0.0.1`, 2, "www.example.net. is not in the zones example.org."},
+	{"name invalid", `
+    records www..x A 127.0.0.1`, 2, "invalid name"},
+	{"name with a blank", `
+    records "www 60 IN A" A 127.0.0.1`, 2, "invalid name"},
+	{"name with a line break", `
     records "www.example.org.
-" A 127.0.0.1
-}`, 2, "invalid name"},
-		{"zone with a blank", `multivalue "example.org www" {
-    records www.example.org. A 127.0.0.1
-}`, 1, `invalid zone "example.org www"`},
-		{"generic RDATA that is no A", `multivalue example.org {
-    records www A "\# 0"
-}`, 2, `value "\\# 0": not a valid A value: the generic RDATA does not decode to one`},
-		{"generic RDATA that is no MX", `multivalue example.org {
+" A 127.0.0.1`, 2, "invalid name"},
+	{"generic RDATA that is no A", `
+    records www A "\# 0"`, 2, `value "\\# 0": not a valid A value: the generic RDATA does not decode to one`},
+	{"generic RDATA that is no MX", `
     records @ MX {
         \# 2 000a
-    }
-}`, 3, "not a valid MX value"},
-		{"value too large for a message", `multivalue example.org {
-    records www TXT ` + strings.Repeat("x", 70000) + `
-}`, 2, "not a valid TXT value"},
-		{"same NAME and TYPE twice", `multivalue example.org {
+    }`, 3, "not a valid MX value"},
+	{"value too large for a message", `
+    records www TXT ` + strings.Repeat("x", 70000) + ``, 2, "not a valid TXT value"},
+	{"same NAME and TYPE twice", `
     records www A 127.0.0.1
     records mail A 127.0.0.1
-    records www A 127.0.0.2
-}`, 4, "records www.example.org. A already defined on line 2"},
-		{"same NAME and TYPE differing in case", `multivalue example.org {
+    records www A 127.0.0.2`, 4, "records www.example.org. A already defined on line 2"},
+	{"same NAME and TYPE differing in case", `
     records www A 127.0.0.1
-    records WWW.Example.ORG. a 127.0.0.2
-}`, 3, "records www.example.org. A already defined on line 2"},
-		{"same value twice", `multivalue example.org {
+    records WWW.Example.ORG. a 127.0.0.2`, 3, "records www.example.org. A already defined on line 2"},
+	{"same value twice", `
     records www A {
         127.0.0.1
         127.0.0.2
         127.0.0.1
-    }
-}`, 5, `records www.example.org. A: value "127.0.0.1" given twice (first on line 3)`},
-		{"same value twice on the records line", `multivalue example.org {
-    records www A 127.0.0.1 127.0.0.1
-}`, 2, `value "127.0.0.1" given twice`},
-		{"equal AAAA written differently", `multivalue example.org {
+    }`, 5, `records www.example.org. A: value "127.0.0.1" given twice (first on line 3)`},
+	{"same value twice on the records line", `
+    records www A 127.0.0.1 127.0.0.1`, 2, `value "127.0.0.1" given twice`},
+	{"equal AAAA written differently", `
     records www AAAA {
         ::1
         0:0:0:0:0:0:0:1
-    }
-}`, 4, `value "0:0:0:0:0:0:0:1" given twice (first on line 3)`},
-		{"equal MX differing in case", `multivalue example.org {
+    }`, 4, `value "0:0:0:0:0:0:0:1" given twice (first on line 3)`},
+	{"equal MX differing in case", `
     records @ MX {
         10 mail.example.org.
         10 MAIL.Example.org.
-    }
-}`, 4, `value "10 MAIL.Example.org." given twice (first on line 3)`},
-		{"equal MX relative and absolute", `multivalue example.org {
+    }`, 4, `value "10 MAIL.Example.org." given twice (first on line 3)`},
+	{"equal MX relative and absolute", `
     records @ MX {
         10 mail
         10 mail.example.org.
-    }
-}`, 4, `value "10 mail.example.org." given twice (first on line 3)`},
-		{"equal RP differing in case", `multivalue example.org {
+    }`, 4, `value "10 mail.example.org." given twice (first on line 3)`},
+	{"equal RP differing in case", `
     records @ RP {
         admin.example.org. info.example.org.
         ADMIN.example.org. Info.Example.org.
-    }
-}`, 4, `given twice (first on line 3)`},
-		{"wildcard name", `multivalue example.org {
-    records * A 127.0.0.1
-}`, 2, "wildcard names are not supported"},
-		{"wildcard name below", `multivalue example.org {
-    records *.app A 127.0.0.1
-}`, 2, "wildcard names are not supported"},
-		{"records ttl twice", `multivalue example.org {
+    }`, 4, "given twice (first on line 3)"},
+	{"wildcard name", `
+    records * A 127.0.0.1`, 2, "wildcard names are not supported"},
+	{"wildcard name below", `
+    records *.app A 127.0.0.1`, 2, "wildcard names are not supported"},
+	{"records ttl twice", `
     records www A {
         ttl 30
         ttl 60
         127.0.0.1
-    }
-}`, 4, "ttl given twice"},
-		{"records ttl out of range", `multivalue example.org {
+    }`, 4, "ttl given twice (first on line 3)"},
+	{"records ttl out of range", `
     records www A {
         ttl 99999999999
         127.0.0.1
-    }
-}`, 3, `ttl "99999999999" must be`},
-		{"records health_check twice", `multivalue example.org {
+    }`, 3, `ttl "99999999999" must be`},
+	{"records health_check twice", `
     health_check web {
     }
     records www A {
         health_check web
         health_check web
         127.0.0.1
-    }
-}`, 6, "health_check given twice"},
-		{"records health_check without name", `multivalue example.org {
+    }`, 6, "health_check given twice (first on line 5)"},
+	{"records health_check without name", `
     records www A {
         health_check
         127.0.0.1
-    }
-}`, 3, "wrong number of arguments for "},
-		{"value with a line break", `multivalue example.org {
+    }`, 3, "wrong number of arguments for health_check: want 1, have 0"},
+	{"records health_check with an empty name", `
+    records www A {
+        health_check ""
+        127.0.0.1
+    }`, 3, `health_check "": want a NAME or none`},
+	{"value health_check with an empty name", `
+    records www A {
+        127.0.0.1 { health_check "" }
+    }`, 3, `health_check "": want a NAME or none`},
+	{"value with a line break", `
     records www TXT "one
-two"
-}`, 2, "line break in value"},
-
-		// References to health checks and targets.
-		{"undefined health_check", `multivalue example.org {
+two"`, 2, "line break in value"},
+	// References to health checks and targets.
+	{"undefined health_check", `
     health_check web {
     }
     records www A {
         health_check wbe
         127.0.0.1
-    }
-}`, 5, "health_check wbe is not defined (defined: web)"},
-		{"undefined health_check on a value", `multivalue example.org {
+    }`, 5, "health_check wbe is not defined (defined: web)"},
+	{"undefined health_check on a value", `
     records www A {
         127.0.0.1 {
             health_check web
         }
-    }
-}`, 4, "health_check web is not defined: no health_check NAME { ... } in this block"},
-		{"target without a check", `multivalue example.org {
+    }`, 4, "health_check web is not defined: no health_check NAME { ... } in this block"},
+	{"target without a check", `
     records www A {
         127.0.0.1 {
             target 127.0.0.2:8080
         }
-    }
-}`, 4, "target 127.0.0.2:8080 given for a value without a health check"},
-		{"target with check none", `multivalue example.org {
+    }`, 4, "target 127.0.0.2:8080 given for a value without a health check"},
+	{"target with check none", `
     health_check web {
     }
     records www A {
@@ -658,25 +390,22 @@ two"
             health_check none
             target 127.0.0.2
         }
-    }
-}`, 8, "target 127.0.0.2 given for a value without a health check"},
-		{"target port 0", `multivalue example.org {
+    }`, 8, "target 127.0.0.2 given for a value without a health check"},
+	{"target port 0", `
     health_check web {
     }
     records www A {
         health_check web
         127.0.0.1 { target 127.0.0.1:0 }
-    }
-}`, 6, `target "127.0.0.1:0": port "0" must be`},
-		{"target not a host", `multivalue example.org {
+    }`, 6, `target "127.0.0.1:0": port "0" must be`},
+	{"target not a host", `
     health_check web {
     }
     records www A {
         health_check web
         127.0.0.1 { target "a b" }
-    }
-}`, 6, `target "a b": "a b" is neither an IP address nor a host name`},
-		{"target given twice", `multivalue example.org {
+    }`, 6, `target "a b": "a b" is neither an IP address nor a host name`},
+	{"target given twice", `
     health_check web {
     }
     records www A {
@@ -685,9 +414,8 @@ two"
             target 127.0.0.2
             target 127.0.0.3
         }
-    }
-}`, 8, "target given twice"},
-		{"value health_check twice", `multivalue example.org {
+    }`, 8, "target given twice (first on line 7)"},
+	{"value health_check twice", `
     health_check web {
     }
     records www A {
@@ -695,44 +423,64 @@ two"
             health_check web
             health_check none
         }
-    }
-}`, 7, "health_check given twice"},
-		{"unknown value option", `multivalue example.org {
+    }`, 7, "health_check given twice (first on line 6)"},
+	{"unknown value option", `
     records www A {
         127.0.0.1 { weight 10 }
-    }
-}`, 3, `unknown value option "weight", want health_check or target`},
-		{"value option without argument", `multivalue example.org {
+    }`, 3, `unknown value option "weight", want health_check or target`},
+	{"value option without argument", `
     records www A {
         127.0.0.1 { target }
-    }
-}`, 3, "wrong number of arguments for "},
-		{"TXT value with a check but no target", `multivalue example.org {
+    }`, 3, "wrong number of arguments for target: want 1, have 0"},
+	{"TXT value with a check but no target", `
     health_check web {
     }
     records www TXT {
         health_check web
         "v=spf1 -all"
-    }
-}`, 6, `value "v=spf1 -all": a TXT value needs ` + "`target HOST[:PORT]`" + ` for health_check web`},
-		{"null MX with a check but no target", `multivalue example.org {
+    }`, 6, "value \"v=spf1 -all\": a TXT value needs `target HOST[:PORT]` for health_check web"},
+	{"null MX with a check but no target", `
     health_check web {
     }
     records @ MX {
         health_check web
         0 .
+    }`, 6, "a MX value needs `target HOST[:PORT]`"},
+	{"checked MX whose exchange is no host name", `
+    health_check web {
     }
-}`, 6, "a MX value needs `target HOST[:PORT]`"},
-		{"tcp check without port", `multivalue example.org {
+    records @ MX {
+        health_check web
+        0 !
+    }`, 6, `records example.org. MX: value "0 !": exchange "!.example.org." is not a valid host name to check; give target HOST[:PORT]`},
+	{"checked MX whose exchange is no host name, one-line blocks (found by FuzzParse)", `
+    health_check b { }
+    records 0 MX { health_check b
+0 ! } `, 4, `records 0.example.org. MX: value "0 !": exchange "!.example.org." is not a valid host name`},
+	{"checked MX whose exchange has an escaped blank", `
+    health_check web {
+    }
+    records @ MX {
+        10 mail
+        20 mail\032x { health_check web }
+    }`, 6, `value "20 mail\\032x": exchange "mail\\032x.example.org." is not a valid host name to check`},
+	{"checked SRV whose target is no host name", `
+    health_check web {
+    }
+    records _sip._tcp SRV {
+        health_check web
+        "10 10 5060 sip1"
+        "10 20 5060 s!p"
+    }`, 7, `records _sip._tcp.example.org. SRV: value "10 20 5060 s!p": target "s!p.example.org." is not a valid host name to check; give target HOST[:PORT]`},
+	{"tcp check without port", `
     health_check db {
         protocol tcp
     }
     records db A {
         health_check db
         127.0.0.1 { target 127.0.0.5 }
-    }
-}`, 7, `value "127.0.0.1": health_check db (tcp) has no port`},
-		{"tcp check without port on MX", `multivalue example.org {
+    }`, 7, `value "127.0.0.1": health_check db (tcp) has no port`},
+	{"tcp check without port on MX", `
     health_check smtp {
         protocol tcp
     }
@@ -741,11 +489,54 @@ two"
         20 mail2 {
             health_check smtp
         }
-    }
-}`, 7, `value "20 mail2": health_check smtp (tcp) has no port`},
-	}
+    }`, 7, `value "20 mail2": health_check smtp (tcp) has no port`},
+}
 
-	for _, tc := range tests {
+// parseErrorsInCheck are the lines of `health_check web {` ... `}`, the first
+// on line 3, in a block that also holds `records www A 127.0.0.1`.
+var parseErrorsInCheck = []parseErrorCase{
+	{"unknown check option", `retries 3`, 3, `health_check web: unknown option "retries"`},
+	{"check option given twice", "port 8080\npath /health\nport 8081", 5, "health_check web: port given twice (first on line 3)"},
+	{"protocol unknown", `protocol udp`, 3, `unknown protocol "udp", want http, https or tcp`},
+	{"protocol without value", `protocol`, 3, "health_check web: wrong number of arguments for protocol: want 1, have 0"},
+	{"port 0", `port 0`, 3, `port "0" must be a number from 1 to 65535`},
+	{"port 70000", `port 70000`, 3, `port "70000" must be a number from 1 to 65535`},
+	{"port not a number", `port http`, 3, `port "http" must be`},
+	{"port with sign", `port +80`, 3, `port "+80" must be`},
+	{"path without slash", `path health`, 3, `path "health" must start with /`},
+	{"path with a space", `path "/a b"`, 3, `path "/a b" must not contain spaces`},
+	{"host invalid", `host "www example org"`, 3, `host "www example org" is not a valid host name`},
+	{"status 99", `status 99`, 3, `status "99" must lie within 100-599`},
+	{"status 600", `status 200 600`, 3, `status "600" must lie within 100-599`},
+	{"status range backwards", `status 300-200`, 3, `status "300-200" must lie within 100-599, low before high`},
+	{"status not a number", `status abc`, 3, `status "abc" is not a code or LOW-HIGH range`},
+	{"status open range", `status 200-`, 3, `status "200-" is not a code`},
+	{"status without value", `status`, 3, "health_check web: wrong number of arguments for status: want at least 1, have 0"},
+	{"match empty", `match ""`, 3, "match must be 1 to 5120 bytes"},
+	{"match too long", `match ` + strings.Repeat("x", 5121), 3, "match must be 1 to 5120 bytes"},
+	{"interval without unit", `interval 10`, 3, `interval "10" is not a duration`},
+	{"interval too short", "interval 5ms\ntimeout 1ms", 3, "interval 5ms out of range 10ms to 24h"},
+	{"timeout too long", `timeout 25h`, 3, "timeout 25h out of range"},
+	{"timeout not a duration", `timeout soon`, 3, `timeout "soon" is not a duration`},
+	{"timeout equals interval", "interval 5s\ntimeout 5s", 4, "health_check web: timeout 5s must be less than interval 5s"},
+	{"timeout above default interval", "path /\ntimeout 12s", 4, "timeout 12s must be less than interval 10s"},
+	{"interval below default timeout", "path /\ninterval 3s", 4, "timeout 4s must be less than interval 3s"},
+	{"failure_threshold 0", `failure_threshold 0`, 3, `failure_threshold "0" must be a whole number from 1 to 10`},
+	{"failure_threshold 11", `failure_threshold 11`, 3, `failure_threshold "11" must be`},
+	{"success_threshold 0", `success_threshold 0`, 3, `success_threshold "0" must be`},
+	{"success_threshold 11", `success_threshold 11`, 3, `success_threshold "11" must be`},
+	{"invert with argument", `invert yes`, 3, "health_check web: wrong number of arguments for invert: want none, have 1"},
+	{"tls_verify with missing CA file", "protocol https\ntls_verify MISSING_CA_FILE", 4, "no such file"},
+	{"tls_verify with a file holding no certificate", "protocol https\ntls_verify BAD_CA_FILE", 4, "holds no PEM certificate"},
+	{"tls_verify with a directory", "protocol https\ntls_verify CA_DIR", 4, "is not a regular file"},
+	{"tls_verify with two files", "protocol https\ntls_verify CA_FILE CA_FILE", 4, "health_check web: wrong number of arguments for tls_verify: want at most 1, have 2"},
+	{"tls_verify on http", "port 8443\ntls_verify", 4, "tls_verify applies only to protocol https"},
+}
+
+// TestParseErrors feeds broken Corefiles to the parser: each must fail with a
+// message that names the file, the line of the mistake, and the mistake.
+func TestParseErrors(t *testing.T) {
+	for _, tc := range parseErrorCases() {
 		t.Run(tc.name, func(t *testing.T) {
 			c := caddy.NewTestController("dns", testCAFiles(t, tc.input))
 			cfg, err := parse(c)
@@ -761,6 +552,20 @@ two"
 			}
 		})
 	}
+}
+
+// parseErrorCases are the tables above, their inputs wrapped.
+func parseErrorCases() []parseErrorCase {
+	return slices.Concat(
+		parseErrorsWhole,
+		wrapInputs(parseErrorsInBlock, func(body string) string {
+			return "multivalue example.org {" + body + "\n}"
+		}),
+		wrapInputs(parseErrorsInCheck, func(lines string) string {
+			return "multivalue example.org {\n    health_check web {\n        " +
+				strings.ReplaceAll(lines, "\n", "\n        ") + "\n    }\n    records www A 127.0.0.1\n}"
+		}),
+	)
 }
 
 // summary renders a parsed config as the assertions below spell it: a line
@@ -803,10 +608,12 @@ func specOf(t *testing.T, cfg *config, name, text string) *checkSpec {
 func TestParse(t *testing.T) {
 	defaultSpec := func(host string) checkSpec {
 		return checkSpec{
-			protocol: "http", host: host, port: 80, path: "/",
-			status: "200-399", statusRanges: []statusRange{{200, 399}},
-			interval: 10 * time.Second, timeout: 4 * time.Second,
-			failureThreshold: 3, successThreshold: 3,
+			checkSettings: checkSettings{
+				protocol: "http", port: 80, path: "/", status: "200-399",
+				interval: 10 * time.Second, timeout: 4 * time.Second,
+				failureThreshold: 3, successThreshold: 3,
+			},
+			host: host, statusRanges: []statusRange{{200, 399}},
 		}
 	}
 	tests := []struct {
@@ -1052,13 +859,15 @@ func TestParse(t *testing.T) {
 			check: func(t *testing.T, cfg *config) {
 				got := *specOf(t, cfg, "www.example.org.", "127.0.0.1")
 				want := checkSpec{
-					protocol: "https", host: "127.0.0.1", port: 443, path: "/healthz?full=1",
-					hostHeader: "www.example.org", match: "all good",
-					status: "200-200 301-302", statusRanges: []statusRange{{200, 200}, {301, 302}},
-					interval: 30 * time.Second, timeout: 29 * time.Second,
-					// success_threshold defaults to failure_threshold.
-					failureThreshold: 5, successThreshold: 5,
-					invert: true, tlsVerify: true,
+					checkSettings: checkSettings{
+						protocol: "https", port: 443, path: "/healthz?full=1",
+						hostHeader: "www.example.org", match: "all good", status: "200-200 301-302",
+						interval: 30 * time.Second, timeout: 29 * time.Second,
+						// success_threshold defaults to failure_threshold.
+						failureThreshold: 5, successThreshold: 5,
+						invert: true, tlsVerify: true,
+					},
+					host: "127.0.0.1", statusRanges: []statusRange{{200, 200}, {301, 302}},
 				}
 				if !reflect.DeepEqual(got, want) {
 					t.Errorf("spec\n%+v, want\n%+v", got, want)
@@ -1084,9 +893,12 @@ func TestParse(t *testing.T) {
 			check: func(t *testing.T, cfg *config) {
 				got := *specOf(t, cfg, "db.example.org.", "127.0.0.1")
 				want := checkSpec{
-					protocol: "tcp", host: "127.0.0.1", port: 5432,
-					interval: time.Second, timeout: 500 * time.Millisecond,
-					failureThreshold: 3, successThreshold: 1,
+					checkSettings: checkSettings{
+						protocol: "tcp", port: 5432,
+						interval: time.Second, timeout: 500 * time.Millisecond,
+						failureThreshold: 3, successThreshold: 1,
+					},
+					host: "127.0.0.1",
 				}
 				if !reflect.DeepEqual(got, want) {
 					t.Errorf("spec\n%+v, want\n%+v", got, want)
@@ -1194,6 +1006,25 @@ func TestParse(t *testing.T) {
 				"v6.example.org. AAAA ttl=60",
 				"  ::1 -> http [::1]:80",
 				"  ::2 -> http [::3]:8080",
+			},
+		},
+		{
+			name: "with its own target, an exchange or SRV target need not be a host name",
+			input: `multivalue example.org {
+    health_check web {
+    }
+    records @ MX {
+        health_check web
+        0 ! { target 127.0.0.1 }
+    }
+    records _s._tcp SRV {
+        health_check web
+        "10 10 5060 s!p" { target 127.0.0.2 }
+    }
+}`,
+			want: []string{
+				"example.org. MX ttl=60", "  0 !.example.org. -> http 127.0.0.1:80",
+				"_s._tcp.example.org. SRV ttl=60", "  10 10 5060 s!p.example.org. -> http 127.0.0.2:5060",
 			},
 		},
 		{
@@ -1328,12 +1159,14 @@ func TestParse(t *testing.T) {
 				}
 				got.caPool, got.caFile = nil, ""
 				want := checkSpec{
-					protocol: "https", host: "127.0.0.1", port: 8443, path: "/healthz",
-					hostHeader: "www.example.org", match: "OK",
-					status: "200-200 204-204 300-399", statusRanges: []statusRange{{200, 200}, {204, 204}, {300, 399}},
-					interval: 5 * time.Second, timeout: 2 * time.Second,
-					failureThreshold: 2, successThreshold: 4,
-					invert: true, tlsVerify: true,
+					checkSettings: checkSettings{
+						protocol: "https", port: 8443, path: "/healthz",
+						hostHeader: "www.example.org", match: "OK", status: "200-200 204-204 300-399",
+						interval: 5 * time.Second, timeout: 2 * time.Second,
+						failureThreshold: 2, successThreshold: 4,
+						invert: true, tlsVerify: true,
+					},
+					host: "127.0.0.1", statusRanges: []statusRange{{200, 200}, {204, 204}, {300, 399}},
 				}
 				if !reflect.DeepEqual(got, want) {
 					t.Errorf("spec\n%+v, want\n%+v", got, want)
