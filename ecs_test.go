@@ -369,7 +369,6 @@ func TestServeDNSStickyBySourceAddress(t *testing.T) {
 // to return dns.RcodeFormatError without writing (or to write and return
 // dns.RcodeSuccess); then drop the Skip.
 func TestMalformedECSAnsweredOnce(t *testing.T) {
-	t.Skip("known bug: ServeDNS writes FORMERR and returns it, so CoreDNS writes a second one (multivalue.go)")
 	s := startCoreDNS(t, "example.org:0 {\n bind 127.0.0.1\n multivalue {\n records www A 127.0.0.1\n }\n}")
 	req := new(dns.Msg)
 	req.SetQuestion("www.example.org.", dns.TypeA)
@@ -401,6 +400,31 @@ func TestMalformedECSAnsweredOnce(t *testing.T) {
 		c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
 		if second, err := c.ReadMsg(); err == nil {
 			t.Errorf("%s: a second reply (rcode %s)", network, dns.RcodeToString[second.Rcode])
+		}
+	}
+}
+
+// TestServeDNSNegativeAnswersEchoECS: NXDOMAIN and NODATA hold for every
+// client, so their ECS comes back with scope 0, sticky or not.
+func TestServeDNSNegativeAnswersEchoECS(t *testing.T) {
+	for _, sticky := range []bool{false, true} {
+		m, _ := stickyHandler(t, sticky)
+		for _, tc := range []struct {
+			qname string
+			qtype uint16
+			rcode int
+		}{
+			{"nope.example.org.", dns.TypeA, dns.RcodeNameError},
+			{"www.example.org.", dns.TypeAAAA, dns.RcodeSuccess},
+		} {
+			sent := ecsOption("127.1.2.0/24")
+			req := ecsQuery(t, false, sent)
+			req.Question[0] = dns.Question{Name: tc.qname, Qtype: tc.qtype, Qclass: dns.ClassINET}
+			resp, _ := serve(t, m, req)
+			if resp.Rcode != tc.rcode || len(resp.Answer) != 0 {
+				t.Fatalf("sticky %v, %s %s: rcode %s with %d answers", sticky, tc.qname, dns.TypeToString[tc.qtype], dns.RcodeToString[resp.Rcode], len(resp.Answer))
+			}
+			checkEcho(t, resp, sent, 0, false)
 		}
 	}
 }

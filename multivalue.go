@@ -83,6 +83,13 @@ func (m *Multivalue) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.
 	if zi < 0 || q.Qtype == dns.TypeAXFR || q.Qtype == dns.TypeIXFR {
 		return plugin.NextOrFailure(m.Name(), m.Next, ctx, w, r)
 	}
+	opt := r.IsEdns0()
+	ecs, ok := clientSubnet(opt)
+	if !ok {
+		// RFC 7871 section 7.1.2. Returned unwritten: CoreDNS writes the
+		// error reply for this rcode (plugin.ClientWrite).
+		return dns.RcodeFormatError, nil
+	}
 
 	n := m.nodes[qname]
 	if n == nil {
@@ -103,14 +110,6 @@ func (m *Multivalue) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.
 		return m.negative(ctx, w, r, zi, dns.RcodeSuccess)
 	}
 
-	opt := r.IsEdns0()
-	ecs, ok := clientSubnet(opt)
-	if !ok {
-		msg := new(dns.Msg)
-		msg.SetRcode(r, dns.RcodeFormatError)
-		w.WriteMsg(msg)
-		return dns.RcodeFormatError, nil
-	}
 	snap := set.snapshot()
 	if snap.drained {
 		m.responses.inc(ctx, zi, resultNodata)
@@ -169,6 +168,11 @@ func (m *Multivalue) negative(ctx context.Context, w dns.ResponseWriter, r *dns.
 	msg.Authoritative = true
 	if soa := m.soa[zi].get(ctx, w, m.Next, m.zones[zi]); soa != nil {
 		msg.Ns = []dns.RR{soa}
+	}
+	if opt := r.IsEdns0(); opt != nil {
+		if ecs, _ := clientSubnet(opt); ecs != nil {
+			echoSubnet(msg, opt, ecs, 0) // a denial holds for every client
+		}
 	}
 	w.WriteMsg(msg)
 	return rcode, nil

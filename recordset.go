@@ -96,7 +96,7 @@ func (s *recordSet) logChange(old, next *snapshot) {
 	case !old.panic && next.panic:
 		log.Warningf("%s %s: fewer than %d%% of its values are healthy, below panic_threshold: the checks are not trusted, every value is served",
 			s.name, s.typeName, s.opts.panicThreshold)
-	case old.panic && !next.panic:
+	case old.panic && !next.panic && !next.drained:
 		log.Infof("%s %s: enough values are healthy again, panic_threshold no longer applies", s.name, s.typeName)
 	}
 }

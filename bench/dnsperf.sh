@@ -16,6 +16,8 @@
 #   filelb8   `file` + `loadbalance` with 8 A records
 #   mv12      multivalue, 12 values with live TCP health checks, 8 per answer
 #   mv1000    multivalue, 1,000 values with live TCP health checks, 8 per answer
+#   mv1000w   mv1000 with weights 1 to 4 (weighted sampling)
+#   mv1000s   mv1000 with `sticky` (rendezvous hashing per client /24)
 set -euo pipefail
 
 ROUNDS=${ROUNDS:-3}
@@ -24,7 +26,7 @@ PORT=${PORT:-15353}           # CoreDNS (UDP)
 READY_PORT=${READY_PORT:-15381}
 BACKEND_PORT=${BACKEND_PORT:-18081}
 SCENARIOS=("$@")
-[ ${#SCENARIOS[@]} -gt 0 ] || SCENARIOS=(whoami hosts8 hosts100 filelb8 mv12 mv1000)
+[ ${#SCENARIOS[@]} -gt 0 ] || SCENARIOS=(whoami hosts8 hosts100 filelb8 mv12 mv1000 mv1000w mv1000s)
 [ "$(nproc)" -ge 2 ] || { echo "needs 2 CPUs" >&2; exit 1; }
 
 if ! command -v dnsperf >/dev/null; then
@@ -81,11 +83,18 @@ corefile() { # corefile SCENARIO
 	filelb8)
 		zonefile 8 >"$TMP/db.example.org"
 		printf 'example.org:%s {\n bind 127.0.0.1\n ready 127.0.0.1:%s\n loadbalance\n file %s\n}\n' "$PORT" "$READY_PORT" "$TMP/db.example.org" ;;
-	mv12 | mv1000)
-		printf 'example.org:%s {\n bind 127.0.0.1\n ready 127.0.0.1:%s\n multivalue {\n' "$PORT" "$READY_PORT"
+	mv12 | mv1000 | mv1000w | mv1000s)
+		local n=${1#mv} opts="" weighted=""
+		case $1 in
+		*w) n=${n%w}; weighted=1 ;;
+		*s) n=${n%s}; opts="  sticky\n" ;;
+		esac
+		printf 'example.org:%s {\n bind 127.0.0.1\n ready 127.0.0.1:%s\n multivalue {\n'"$opts" "$PORT" "$READY_PORT"
 		printf '  health_check tcp {\n   protocol tcp\n   port %s\n   interval 5s\n   timeout 2s\n  }\n' "$BACKEND_PORT"
 		printf '  records www A {\n   health_check tcp\n'
-		for ((i = 0; i < ${1#mv}; i++)); do echo "   $(ip 2 $i)"; done
+		for ((i = 0; i < n; i++)); do
+			if [ -n "$weighted" ]; then echo "   $(ip 2 $i) { weight $((1 + i % 4)) }"; else echo "   $(ip 2 $i)"; fi
+		done
 		printf '  }\n }\n}\n' ;;
 	*) echo "unknown scenario $1" >&2; exit 1 ;;
 	esac
