@@ -34,6 +34,7 @@ type config struct {
 	maxAnswers   int
 	allUnhealthy fallback
 	fall         fall.F
+	selection    selection    // the block's selection options, before records blocks override them
 	sets         []*recordSet // in Corefile order
 }
 
@@ -75,8 +76,13 @@ func parseConfig(p *parser) (*config, error) {
 
 	templates := map[string]*checkTemplate{}
 	var sets []*rawSet
+	var sel selectionConfig
 	_, err := p.block(options{
-		opts: map[string]option{
+		opts: merge(sel.options(p), misplaced(p, map[string]string{
+			"weight": "goes in a records block or a value's block",
+			"tier":   "goes in a records block or a value's block",
+			"drain":  "goes in a value's block",
+		}), map[string]option{
 			"ttl": {args: oneArg, set: func(args []string) error {
 				ttl, err := parseTTL(args[0])
 				if err != nil {
@@ -131,7 +137,7 @@ func parseConfig(p *parser) (*config, error) {
 					sets = append(sets, rs)
 					return nil
 				}},
-		},
+		}),
 		other: func(opt string, _ []string) error { return p.errf("unknown option %q", opt) },
 	})
 	if err != nil {
@@ -144,6 +150,7 @@ func parseConfig(p *parser) (*config, error) {
 		return nil, p.errHere("unexpected '}'")
 	}
 
+	cfg.selection = sel.over(selection{minHealthy: 1})
 	if err := cfg.buildSets(p, sets, templates); err != nil {
 		return nil, err
 	}

@@ -27,6 +27,13 @@ type rawValue struct {
 	check      checkRef
 	target     string
 	targetLine int
+	weight     int // -1: the block's
+	tier       int // -1: the block's
+	drain      bool
+}
+
+func newRawValue(tokens []string, line int) *rawValue {
+	return &rawValue{tokens: tokens, line: line, weight: -1, tier: -1}
 }
 
 // rawSet is a records block as written.
@@ -37,6 +44,9 @@ type rawSet struct {
 	line   int
 	check  checkRef
 	values []*rawValue
+	weight int // -1: the default
+	tier   int // -1: the default
+	sel    selectionConfig
 }
 
 // parseRecords reads `records NAME TYPE [VALUE...] [{ ... }]`, its arguments
@@ -51,13 +61,15 @@ func parseRecords(p *parser, args []string, zones []string) (*rawSet, error) {
 	if err != nil {
 		return nil, p.errf("records %s: %v", args[0], err)
 	}
-	rs := &rawSet{name: name, qtype: qtype, ttl: -1, line: line}
+	rs := &rawSet{name: name, qtype: qtype, ttl: -1, line: line, weight: -1, tier: -1}
 	for _, tok := range args[2:] {
-		rs.values = append(rs.values, &rawValue{tokens: []string{tok}, line: line})
+		rs.values = append(rs.values, newRawValue([]string{tok}, line))
 	}
 	if p.openBlock() {
 		_, err = p.block(options{
-			opts: map[string]option{
+			opts: merge(rs.sel.options(p), valueOptions(p, &rs.weight, &rs.tier), misplaced(p, map[string]string{
+				"drain": "goes in a value's block",
+			}), map[string]option{
 				"ttl": {args: oneArg, set: func(args []string) error {
 					ttl, err := parseTTL(args[0])
 					if err != nil {
@@ -71,7 +83,7 @@ func parseRecords(p *parser, args []string, zones []string) (*rawSet, error) {
 					rs.check, err = parseCheckRef(p, args[0])
 					return err
 				}},
-			},
+			}),
 			other: func(first string, args []string) error {
 				v, err := parseValue(p, append([]string{first}, args...))
 				if err != nil {
@@ -93,12 +105,16 @@ func parseRecords(p *parser, args []string, zones []string) (*rawSet, error) {
 
 // parseValue reads a value of a records block and its own block, if any.
 func parseValue(p *parser, tokens []string) (*rawValue, error) {
-	v := &rawValue{tokens: tokens, line: p.at}
+	v := newRawValue(tokens, p.at)
 	if !p.openBlock() {
 		return v, nil
 	}
 	_, err := p.block(options{
-		opts: map[string]option{
+		opts: merge(valueOptions(p, &v.weight, &v.tier), map[string]option{
+			"drain": {args: noArgs, set: func([]string) error {
+				v.drain = true
+				return nil
+			}},
 			"health_check": {args: oneArg, set: func(args []string) error {
 				var err error
 				v.check, err = parseCheckRef(p, args[0])
@@ -111,9 +127,9 @@ func parseValue(p *parser, tokens []string) (*rawValue, error) {
 				v.target, v.targetLine = args[0], p.at
 				return nil
 			}},
-		},
+		}),
 		other: func(opt string, _ []string) error {
-			return p.errf("unknown value option %q, want health_check or target", opt)
+			return p.errf("unknown value option %q, want health_check, target, weight, tier or drain", opt)
 		},
 	})
 	return v, err
@@ -149,6 +165,7 @@ func (cfg *config) buildSets(p *parser, raws []*rawSet, templates map[string]*ch
 			zone:     plugin.Zones(cfg.zones).Matches(raw.name),
 			qtype:    raw.qtype,
 			typeName: typeName,
+			opts:     raw.sel.over(cfg.selection),
 		}
 		wire := map[string]int{} // canonical RDATA -> line
 		keys := map[*value][]byte{}
@@ -162,7 +179,8 @@ func (cfg *config) buildSets(p *parser, raws []*rawSet, templates map[string]*ch
 				return p.errAt(rv.line, "records %s %s: value %q given twice (first on line %d)", raw.name, typeName, strings.Join(rv.tokens, " "), prev)
 			}
 			wire[string(key)] = rv.line
-			v := &value{rr: rr, text: rdataText(rr)}
+			v := &value{rr: rr, text: rdataText(rr), weight: first(rv.weight, raw.weight, defaultWeight),
+				tier: first(rv.tier, raw.tier, defaultTier), drain: rv.drain}
 			if v.spec, err = checkFor(p, raw, rv, rr, templates); err != nil {
 				return err
 			}
@@ -374,4 +392,14 @@ func typeString(t uint16) string {
 		return s
 	}
 	return fmt.Sprintf("TYPE%d", t)
+}
+
+// first returns the first of ns that is not -1 (not given).
+func first(ns ...int) int {
+	for _, n := range ns {
+		if n >= 0 {
+			return n
+		}
+	}
+	return -1
 }

@@ -113,7 +113,7 @@ var parseErrorsInBlock = []parseErrorCase{
 	{"empty block", ``, 1, "at least one records line"},
 	{"unknown option", `
     records www A 127.0.0.1
-    weight 10`, 3, `unknown option "weight"`},
+    colour 10`, 3, `unknown option "colour"`},
 	{"ttl without value", `
     ttl
     records www A 127.0.0.1`, 2, "wrong number of arguments for ttl: want 1, have 0"},
@@ -426,8 +426,8 @@ two"`, 2, "line break in value"},
     }`, 7, "health_check given twice (first on line 6)"},
 	{"unknown value option", `
     records www A {
-        127.0.0.1 { weight 10 }
-    }`, 3, `unknown value option "weight", want health_check or target`},
+        127.0.0.1 { colour 10 }
+    }`, 3, `unknown value option "colour", want health_check, target, weight, tier or drain`},
 	{"value option without argument", `
     records www A {
         127.0.0.1 { target }
@@ -558,7 +558,7 @@ func TestParseErrors(t *testing.T) {
 func parseErrorCases() []parseErrorCase {
 	return slices.Concat(
 		parseErrorsWhole,
-		wrapInputs(parseErrorsInBlock, func(body string) string {
+		wrapInputs(slices.Concat(parseErrorsInBlock, parseErrorsSelection), func(body string) string {
 			return "multivalue example.org {" + body + "\n}"
 		}),
 		wrapInputs(parseErrorsInCheck, func(lines string) string {

@@ -63,16 +63,32 @@ func buildSnapshot(values []*value, opts *selection, now time.Time) *snapshot {
 	isHealthy := func(e entry) bool { return snap.panic || e.vd.healthy }
 
 	// Tiers: the lowest with min_healthy healthy values, else the lowest
-	// with any.
+	// with any. A tier counts the values it would answer with: its weighted
+	// ones, or its standbys when none of those is healthy.
 	need := max(opts.minHealthy, 1)
-	count := map[int]int{}
+	type tally struct{ weighted, standby int }
+	tallies := map[int]*tally{}
 	for _, e := range servable {
-		if isHealthy(e) {
-			count[e.v.tier]++
+		if !isHealthy(e) {
+			continue
+		}
+		t := tallies[e.v.tier]
+		if t == nil {
+			t = &tally{}
+			tallies[e.v.tier] = t
+		}
+		if e.v.weight > 0 {
+			t.weighted++
+		} else {
+			t.standby++
 		}
 	}
 	tier, anyTier := -1, -1
-	for t, n := range count {
+	for t, c := range tallies {
+		n := c.weighted
+		if n == 0 {
+			n = c.standby
+		}
 		if n >= need && (tier < 0 || t < tier) {
 			tier = t
 		}
