@@ -128,7 +128,7 @@ func parseConfig(p *parser) (*config, error) {
 					templates[t.name] = t
 					return nil
 				}},
-			"records": {args: nameType, repeat: true, argErr: "records needs a NAME and a TYPE",
+			"records": {args: arity{2, -1}, repeat: true, argErr: "records needs a NAME and a TYPE",
 				set: func(args []string) error {
 					rs, err := parseRecords(p, args, cfg.zones)
 					if err != nil {

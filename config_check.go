@@ -210,7 +210,7 @@ func parseCheckTemplate(p *parser, name string, templates map[string]*checkTempl
 				t.host = args[0]
 				return nil
 			}},
-			"status": {args: arity{1, -1}, set: func(args []string) error {
+			"status": {args: someArgs, set: func(args []string) error {
 				rs, err := parseStatus(args)
 				if err != nil {
 					return p.errf("health_check %s: %v", name, err)

@@ -55,8 +55,8 @@ var (
 	noArgs   = arity{0, 0}
 	oneArg   = arity{1, 1}
 	optArg   = arity{0, 1}
+	someArgs = arity{1, -1}
 	anyArgs  = arity{0, -1}
-	nameType = arity{2, -1}
 )
 
 func (a arity) allows(n int) bool { return n >= a.min && (a.max < 0 || n <= a.max) }

@@ -124,7 +124,28 @@ func checkConfig(t *testing.T, cfg *config) {
 					sp.failureThreshold < 1 || sp.failureThreshold > 10 || sp.successThreshold < 1 || sp.successThreshold > 10 {
 					t.Fatalf("value %q of %s has a bad check %+v", v.text, k, sp)
 				}
+				checkSpecSettings(t, sp)
 			}
 		}
+	}
+}
+
+// checkSpecSettings fails t when a check's settings are not what the prober
+// of its protocol relies on.
+func checkSpecSettings(t *testing.T, sp *checkSpec) {
+	t.Helper()
+	switch sp.protocol {
+	case protoTCP:
+		if sp.path != "" || sp.hostHeader != "" || sp.status != "" || sp.statusRanges != nil || sp.match != "" || sp.tlsVerify || sp.caFile != "" || sp.caPool != nil {
+			t.Fatalf("tcp check with http settings %+v", sp)
+		}
+	case protoHTTP, protoHTTPS:
+		if len(sp.statusRanges) == 0 || sp.status != formatStatus(sp.statusRanges) || !strings.HasPrefix(sp.path, "/") ||
+			(sp.hostHeader != "" && !validHostName(sp.hostHeader)) || len(sp.match) > maxBodyMatch ||
+			(sp.caFile != "") != (sp.caPool != nil) || (sp.caFile != "" && !sp.tlsVerify) || (sp.tlsVerify && sp.protocol != protoHTTPS) {
+			t.Fatalf("%s check with bad settings %+v", sp.protocol, sp)
+		}
+	default:
+		t.Fatalf("check with protocol %q", sp.protocol)
 	}
 }
