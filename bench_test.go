@@ -49,6 +49,11 @@ func BenchmarkServeDNS(b *testing.B) {
 		// max_answers 255: what fits in 512 bytes goes out (29 A records,
 		// compressed), with TC.
 		{"multivalue-1000-max255", mvHandlerMax(1000, 255), 29},
+		// Version 2's selectors over 1,000 values: weights 1 to 4, and
+		// sticky (rendezvous hashing of the client /24 with every value).
+		{"multivalue-1000-weighted", mvHandlerOpts(1000, "", true), 8},
+		{"multivalue-1000-sticky", mvHandlerOpts(1000, "sticky", false), 8},
+		{"multivalue-1000-sticky-weighted", mvHandlerOpts(1000, "sticky", true), 8},
 		{"hosts-8", hostsHandler(8), 8},
 		{"hosts-100", hostsHandler(100), 100},
 	}
@@ -107,16 +112,24 @@ func benchIP(i int) string { return fmt.Sprintf("127.1.%d.%d", i/250, 1+i%250) }
 // mvHandler builds multivalue with n A values for www.example.org
 // (max_answers 8), each with a TCP health check when checked.
 func mvHandler(n int, checked bool) func(b *testing.B) plugin.Handler {
-	return mvHandlerWith(n, checked, 8)
+	return mvHandlerWith(n, checked, 8, "", false)
 }
 
 // mvHandlerMax is mvHandler without checks and with max_answers max.
-func mvHandlerMax(n, max int) func(b *testing.B) plugin.Handler { return mvHandlerWith(n, false, max) }
+func mvHandlerMax(n, max int) func(b *testing.B) plugin.Handler {
+	return mvHandlerWith(n, false, max, "", false)
+}
 
-func mvHandlerWith(n int, checked bool, max int) func(b *testing.B) plugin.Handler {
+// mvHandlerOpts is mvHandler without checks, with options for the block and,
+// when weighted, weights 1 to 4.
+func mvHandlerOpts(n int, opts string, weighted bool) func(b *testing.B) plugin.Handler {
+	return mvHandlerWith(n, false, 8, opts, weighted)
+}
+
+func mvHandlerWith(n int, checked bool, max int, opts string, weighted bool) func(b *testing.B) plugin.Handler {
 	return func(b *testing.B) plugin.Handler {
 		var sb strings.Builder
-		fmt.Fprintf(&sb, "multivalue {\nmax_answers %d\n", max)
+		fmt.Fprintf(&sb, "multivalue {\nmax_answers %d\n%s\n", max, opts)
 		if checked {
 			sb.WriteString("health_check tcp { protocol tcp\nport 80\n}\n")
 		}
@@ -125,7 +138,11 @@ func mvHandlerWith(n int, checked bool, max int) func(b *testing.B) plugin.Handl
 			sb.WriteString("health_check tcp\n")
 		}
 		for i := range n {
-			fmt.Fprintf(&sb, "%s\n", benchIP(i))
+			if weighted {
+				fmt.Fprintf(&sb, "%s { weight %d }\n", benchIP(i), 1+i%4)
+			} else {
+				fmt.Fprintf(&sb, "%s\n", benchIP(i))
+			}
 		}
 		sb.WriteString("}\n}\n")
 		c := caddy.NewTestController("dns", sb.String())

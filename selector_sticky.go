@@ -23,14 +23,18 @@ import (
 // for whom every value ramps and none is in gets them all, at their scaled
 // weights).
 type sticky struct {
-	weighted bool   // weights differ: score by ln(u)/w
-	maxW     uint32 // the largest weight, for the cheap filter below
+	weighted bool     // weights differ: score by ln(u)/w
+	maxW     uint32   // the largest weight, for the cheap filter below
+	hashes   []uint64 // the candidates' hashes, side by side: the steady pick reads only these
 	ramp     ramp
 }
 
 func (s *sticky) pick(q query, from []candidate, k int, sc *scratch) []int32 {
 	ch := clientHash(q.client)
 	ramping := s.ramp.active(q.now)
+	if !ramping {
+		return s.pickSteady(ch, from, k, sc)
+	}
 	useLog := s.weighted || ramping // one kind of key for every value of a query
 	// When every candidate ramps and none is in for this client, an empty
 	// answer would hide healthy values (a whole set back from an outage):
@@ -79,6 +83,64 @@ func (s *sticky) pick(q query, from []candidate, k int, sc *scratch) []int32 {
 		idx[j], keys[j] = int32(i), key
 		if len(idx) == k && useLog {
 			floor = math.Exp(keys[k-1] * float64(s.maxW))
+		}
+	}
+	sc.keys = keys
+	return idx
+}
+
+// pickSteady is pick when no value ramps, the common case, and gives the
+// same answers: the k best keys, computed over the packed hashes, with an
+// integer bound that skips, once k values are in, every value whose hash
+// cannot beat the k-th key (for 8 of 1,000 values, nearly all of them)
+// before any floating point or logarithm.
+func (s *sticky) pickSteady(ch uint64, from []candidate, k int, sc *scratch) []int32 {
+	idx := sc.idx[:0]
+	keys := sc.keys[:0]
+	hashes := s.hashes
+	key := func(i int, h uint64) float64 {
+		if s.weighted {
+			return math.Log(unit(h)) / float64(from[i].weight)
+		}
+		return unit(h)
+	}
+	insert := func(i int, kv float64) {
+		if len(idx) < k {
+			idx, keys = append(idx, 0), append(keys, 0)
+		}
+		j := len(idx) - 1
+		for j > 0 && keys[j-1] < kv {
+			idx[j], keys[j] = idx[j-1], keys[j-1]
+			j--
+		}
+		idx[j], keys[j] = int32(i), kv
+	}
+	// bound: unit(h) <= u when h>>11 <= u*2^53 - 1; with ln(u)/w the k-th
+	// key needs u > exp(kth*w) >= exp(kth*maxW).
+	bound := func() uint64 {
+		u := keys[k-1]
+		if s.weighted {
+			u = math.Exp(u * float64(s.maxW))
+		}
+		return uint64(max(u*(1<<53)-1, 0))
+	}
+	first := min(k, len(hashes))
+	for i := range first {
+		insert(i, key(i, mix64(ch^hashes[i])))
+	}
+	if first < k {
+		sc.keys = keys
+		return idx
+	}
+	b := bound()
+	for i := first; i < len(hashes); i++ {
+		h := mix64(ch ^ hashes[i])
+		if h>>11 <= b {
+			continue // nearly every value, once k are in
+		}
+		if kv := key(i, h); kv > keys[k-1] {
+			insert(i, kv)
+			b = bound()
 		}
 	}
 	sc.keys = keys

@@ -161,7 +161,11 @@ func candidates(vs []*value, since []time.Time, opts *selection) ([]candidate, s
 	r := ramp{duration: opts.slowStart, until: rampUntil}
 	switch {
 	case opts.sticky:
-		return out, &sticky{weighted: !equal, maxW: maxW, ramp: r}, rampUntil
+		hashes := make([]uint64, len(out))
+		for i := range out {
+			hashes[i] = out[i].hash
+		}
+		return out, &sticky{weighted: !equal, maxW: maxW, hashes: hashes, ramp: r}, rampUntil
 	case !equal || !rampUntil.IsZero():
 		return out, &weighted{total: cum, ramp: r}, rampUntil
 	}
