@@ -83,14 +83,7 @@ func parseConfig(p *parser) (*config, error) {
 			"tier":   "goes in a records block or a value's block",
 			"drain":  "goes in a value's block",
 		}), map[string]option{
-			"ttl": {args: oneArg, set: func(args []string) error {
-				ttl, err := parseTTL(args[0])
-				if err != nil {
-					return p.errf("%v", err)
-				}
-				cfg.ttl = ttl
-				return nil
-			}},
+			"ttl": ttlOption(p, func(ttl uint32) { cfg.ttl = ttl }),
 			"max_answers": {args: oneArg, set: func(args []string) error {
 				n, err := atoiDigits(args[0])
 				if err != nil || n < 1 || n > maxMaxAnswers {
@@ -155,6 +148,18 @@ func parseConfig(p *parser) (*config, error) {
 		return nil, err
 	}
 	return cfg, nil
+}
+
+// ttlOption is `ttl SECONDS`, in the multivalue block and a records block.
+func ttlOption(p *parser, set func(uint32)) option {
+	return option{args: oneArg, set: func(args []string) error {
+		ttl, err := parseTTL(args[0])
+		if err != nil {
+			return p.errf("%v", err)
+		}
+		set(ttl)
+		return nil
+	}}
 }
 
 func parseTTL(s string) (uint32, error) {

@@ -70,14 +70,7 @@ func parseRecords(p *parser, args []string, zones []string) (*rawSet, error) {
 			opts: merge(rs.sel.options(p), valueOptions(p, &rs.weight, &rs.tier), misplaced(p, map[string]string{
 				"drain": "goes in a value's block",
 			}), map[string]option{
-				"ttl": {args: oneArg, set: func(args []string) error {
-					ttl, err := parseTTL(args[0])
-					if err != nil {
-						return p.errf("%v", err)
-					}
-					rs.ttl = int64(ttl)
-					return nil
-				}},
+				"ttl": ttlOption(p, func(ttl uint32) { rs.ttl = int64(ttl) }),
 				"health_check": {args: oneArg, set: func(args []string) error {
 					var err error
 					rs.check, err = parseCheckRef(p, args[0])

@@ -44,14 +44,7 @@ func (sc *selectionConfig) over(base selection) selection {
 // options are the keywords that set sc, for a block's option table.
 func (sc *selectionConfig) options(p *parser) map[string]option {
 	return map[string]option{
-		"min_healthy": {args: oneArg, set: func(args []string) error {
-			n, err := wholeNumber(args[0], 1, 255)
-			if err != nil {
-				return p.errf("min_healthy %v", err)
-			}
-			sc.minHealthy = &n
-			return nil
-		}},
+		"min_healthy": numberOption(p, "min_healthy", 1, 255, func(n int) { sc.minHealthy = &n }),
 		"sticky": {args: arity{0, 2}, set: func(args []string) error {
 			prefixes := [2]int{defaultV4Prefix, defaultV6Prefix}
 			for i, a := range args {
@@ -79,14 +72,7 @@ func (sc *selectionConfig) options(p *parser) map[string]option {
 			sc.slowStart = &d
 			return nil
 		}},
-		"panic_threshold": {args: oneArg, set: func(args []string) error {
-			n, err := wholeNumber(args[0], 0, 100)
-			if err != nil {
-				return p.errf("panic_threshold %v", err)
-			}
-			sc.panicThreshold = &n
-			return nil
-		}},
+		"panic_threshold": numberOption(p, "panic_threshold", 0, 100, func(n int) { sc.panicThreshold = &n }),
 	}
 }
 
@@ -95,23 +81,21 @@ func (sc *selectionConfig) options(p *parser) map[string]option {
 // *tier (-1 where not given).
 func valueOptions(p *parser, weight, tier *int) map[string]option {
 	return map[string]option{
-		"weight": {args: oneArg, set: func(args []string) error {
-			n, err := wholeNumber(args[0], 0, 255)
-			if err != nil {
-				return p.errf("weight %v", err)
-			}
-			*weight = n
-			return nil
-		}},
-		"tier": {args: oneArg, set: func(args []string) error {
-			n, err := wholeNumber(args[0], 1, 255)
-			if err != nil {
-				return p.errf("tier %v", err)
-			}
-			*tier = n
-			return nil
-		}},
+		"weight": numberOption(p, "weight", 0, 255, func(n int) { *weight = n }),
+		"tier":   numberOption(p, "tier", 1, 255, func(n int) { *tier = n }),
 	}
+}
+
+// numberOption is `NAME N`, N a whole number from lo to hi.
+func numberOption(p *parser, name string, lo, hi int, set func(int)) option {
+	return option{args: oneArg, set: func(args []string) error {
+		n, err := wholeNumber(args[0], lo, hi)
+		if err != nil {
+			return p.errf("%s %v", name, err)
+		}
+		set(n)
+		return nil
+	}}
 }
 
 // wholeNumber reads a number from lo to hi, or says what it must be.

@@ -71,16 +71,7 @@ func (s *sticky) pick(q query, from []candidate, k int, sc *scratch) []int32 {
 		if len(idx) == k && key <= keys[k-1] {
 			continue
 		}
-		// Insert in descending key order; drop the k+1-th.
-		if len(idx) < k {
-			idx, keys = append(idx, 0), append(keys, 0)
-		}
-		j := len(idx) - 1
-		for j > 0 && keys[j-1] < key {
-			idx[j], keys[j] = idx[j-1], keys[j-1]
-			j--
-		}
-		idx[j], keys[j] = int32(i), key
+		idx, keys = insertTop(idx, keys, k, int32(i), key)
 		if len(idx) == k && useLog {
 			floor = math.Exp(keys[k-1] * float64(s.maxW))
 		}
@@ -104,17 +95,6 @@ func (s *sticky) pickSteady(ch uint64, from []candidate, k int, sc *scratch) []i
 		}
 		return unit(h)
 	}
-	insert := func(i int, kv float64) {
-		if len(idx) < k {
-			idx, keys = append(idx, 0), append(keys, 0)
-		}
-		j := len(idx) - 1
-		for j > 0 && keys[j-1] < kv {
-			idx[j], keys[j] = idx[j-1], keys[j-1]
-			j--
-		}
-		idx[j], keys[j] = int32(i), kv
-	}
 	// bound: unit(h) <= u when h>>11 <= u*2^53 - 1; with ln(u)/w the k-th
 	// key needs u > exp(kth*w) >= exp(kth*maxW).
 	bound := func() uint64 {
@@ -126,7 +106,7 @@ func (s *sticky) pickSteady(ch uint64, from []candidate, k int, sc *scratch) []i
 	}
 	first := min(k, len(hashes))
 	for i := range first {
-		insert(i, key(i, mix64(ch^hashes[i])))
+		idx, keys = insertTop(idx, keys, k, int32(i), key(i, mix64(ch^hashes[i])))
 	}
 	if first < k {
 		sc.keys = keys
@@ -139,12 +119,27 @@ func (s *sticky) pickSteady(ch uint64, from []candidate, k int, sc *scratch) []i
 			continue // nearly every value, once k are in
 		}
 		if kv := key(i, h); kv > keys[k-1] {
-			insert(i, kv)
+			idx, keys = insertTop(idx, keys, k, int32(i), kv)
 			b = bound()
 		}
 	}
 	sc.keys = keys
 	return idx
+}
+
+// insertTop puts candidate i with key kv into the best-first lists idx and
+// keys, which hold at most k: the k+1-th drops out.
+func insertTop(idx []int32, keys []float64, k int, i int32, kv float64) ([]int32, []float64) {
+	if len(idx) < k {
+		idx, keys = append(idx, 0), append(keys, 0)
+	}
+	j := len(idx) - 1
+	for j > 0 && keys[j-1] < kv {
+		idx[j], keys[j] = idx[j-1], keys[j-1]
+		j--
+	}
+	idx[j], keys[j] = i, kv
+	return idx, keys
 }
 
 // anyIn reports whether some candidate is in the answers of the client
