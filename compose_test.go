@@ -220,7 +220,7 @@ func TestComposeLoadbalanceWarning(t *testing.T) {
             127.0.0.2
         }
         records api A 127.0.0.3 127.0.0.4
-    }`, []string{"loadbalance in server block dns://example.org.:0 reshuffles the answers of www.example.org. A (weighted): "}},
+    }`, []string{readmeWarning(t, "[WARNING] plugin/multivalue: loadbalance", ":53 ", ":0 ")}},
 		{"sticky and weighted MX", `loadbalance round_robin
     multivalue {
         records www A 127.0.0.1 127.0.0.2 {
@@ -282,6 +282,23 @@ func TestComposeLoadbalanceWarning(t *testing.T) {
 			}
 		})
 	}
+}
+
+// readmeWarning is the README's line that starts with prefix, with old
+// replaced by new: the warning as documented.
+func readmeWarning(t *testing.T, prefix, old, new string) string {
+	t.Helper()
+	b, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, prefix) {
+			return strings.Replace(line, old, new, 1)
+		}
+	}
+	t.Fatalf("README has no line %q...", prefix)
+	return ""
 }
 
 // TestComposeLoadbalanceReorders shows what the warning is about: a value of
