@@ -41,9 +41,10 @@ const maxBypass = 8
 // (a random pick, the client's subnet for sticky sets) and on health that
 // changes at any moment: a stored one would be wrong for the next client.
 //
-// The names are the held names, not the zones: names that multivalue answers
-// NXDOMAIN for, or hands to the next plugin with fallthrough, are still cached
-// (their answers change only with a reload, which starts a new cache).
+// The names are the held names, not the zones: the NXDOMAIN of a name
+// multivalue does not hold, and what fallthrough hands to the next plugin, are
+// still cached; they depend neither on health nor on the client (and a reload
+// starts a new cache).
 func (m *Multivalue) CacheBypassZones() []string {
 	names := make([]string, 0, len(m.sets))
 	zones := make([]string, 0, len(m.sets))
