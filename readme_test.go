@@ -61,6 +61,7 @@ func TestReadmeCorefiles(t *testing.T) {
 	if err := os.WriteFile("db.example.org", []byte(zone), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	writeDNSSECKey(t, ".", "Kexample.org.+013+45330") // the dnssec example's key
 	defer func(p string) { dnsserver.Port = p }(dnsserver.Port)
 	for i, body := range blocks {
 		dnsserver.Port = freeTCPPort(t)

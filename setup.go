@@ -30,6 +30,7 @@ func setup(c *caddy.Controller) error {
 	// it down: the running instance's hooks stop what the new one started.
 	c.OnRestart(mv.restarting)
 	c.OnRestartFailed(mv.restartFailed)
+	checkComposition(c, mv) // warns, at startup, of plugins in the block that undo multivalue's answers
 
 	dnsserver.GetConfig(c).AddPlugin(func(next plugin.Handler) plugin.Handler {
 		mv.Next = next

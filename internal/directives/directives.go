@@ -4,7 +4,8 @@ package directives
 
 // Order is CoreDNS's own plugin order (plugin.cfg) restricted to the plugins
 // cmd/coredns compiles in, with multivalue inserted right before hosts: it
-// answers what it holds and hands the rest to hosts, file or forward.
+// answers what it holds and hands the rest to hosts, file or forward. view
+// comes last, as in plugin.cfg: it only marks its server block as filtered.
 var Order = []string{
 	"root",
 	"metadata",
@@ -38,4 +39,5 @@ var Order = []string{
 	"file",
 	"forward",
 	"whoami",
+	"view",
 }
