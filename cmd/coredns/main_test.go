@@ -35,7 +35,7 @@ func TestStockPlugins(t *testing.T) {
 	for _, p := range []string{"acl", "any", "bind", "bufsize", "cache", "cancel", "chaos", "debug", "dnssec",
 		"errors", "file", "forward", "header", "health", "hosts", "loadbalance", "local", "log", "metadata",
 		"minimal", "nsid", "pprof", "prometheus", "ready", "reload", "rewrite", "root", "template", "timeouts",
-		"transfer", "whoami", "multivalue"} {
+		"transfer", "view", "whoami", "multivalue"} {
 		if !slices.Contains(registered, "dns."+p) {
 			t.Errorf("plugin %s is not compiled in", p)
 		}
