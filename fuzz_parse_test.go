@@ -119,12 +119,31 @@ func checkConfig(t *testing.T, cfg *config) {
 				t.Fatalf("%s holds %q twice", k, v.text)
 			}
 			texts[v.text] = true
-			if sp := v.spec; sp != nil {
-				if (net.ParseIP(sp.host) == nil && !validHostName(sp.host)) || sp.host != strings.ToLower(sp.host) || sp.port < 1 || sp.port > 65535 || sp.timeout >= sp.interval ||
-					sp.failureThreshold < 1 || sp.failureThreshold > 10 || sp.successThreshold < 1 || sp.successThreshold > 10 {
-					t.Fatalf("value %q of %s has a bad check %+v", v.text, k, sp)
+			for _, sp := range v.specs {
+				if sp.protocol != protoCalculated {
+					checkProbing(t, sp, v.text, k)
+					continue
+				}
+				if len(sp.kids) == 0 || sp.healthyThreshold < 0 || sp.healthyThreshold > maxHealthyThreshold || sp.host != "" {
+					t.Fatalf("value %q of %s has a bad calculated check %+v", v.text, k, sp)
+				}
+				for _, kid := range sp.kids {
+					checkProbing(t, kid, v.text, k)
 				}
 			}
 		}
+	}
+}
+
+// checkProbing fails t when sp, a probing check of value text in set k,
+// breaks an invariant the probers and the scheduler rely on.
+func checkProbing(t *testing.T, sp *checkSpec, text, k string) {
+	t.Helper()
+	if !slices.Contains(probing, sp.protocol) ||
+		(net.ParseIP(sp.host) == nil && !validHostName(sp.host)) || sp.host != strings.ToLower(sp.host) || sp.port < 1 || sp.port > 65535 || sp.timeout >= sp.interval ||
+		(sp.fastInterval != 0 && (sp.fastInterval <= sp.timeout || sp.fastInterval >= sp.interval)) ||
+		sp.failureThreshold < 1 || sp.failureThreshold > 10 || sp.successThreshold < 1 || sp.successThreshold > 10 ||
+		(sp.protocol == protoDNS) != (sp.query != "") || len(sp.kids) > 0 || sp.children != "" {
+		t.Fatalf("value %q of %s has a bad check %+v", text, k, sp)
 	}
 }
