@@ -102,15 +102,12 @@ func (p *grpcProber) probe(ctx context.Context) (bool, string) {
 	case ctx.Err() != nil, s.Code() == codes.DeadlineExceeded:
 		return false, describeErr(context.DeadlineExceeded, p.timeout)
 	case s.Code() == codes.Unavailable:
-		msg := strings.TrimPrefix(s.Message(), `connection error: desc = "`)
-		msg = strings.TrimPrefix(strings.TrimSuffix(msg, `"`), "transport: ")
-		if strings.Contains(msg, "handshake failed") {
-			return false, msg // the TLS complaint
-		}
 		if err := errs.get(); err != nil {
 			return false, describeErr(err, p.timeout)
 		}
-		return false, msg
+		// gRPC's own words: a TLS complaint, an HTTP/2 protocol error.
+		msg := strings.TrimPrefix(s.Message(), `connection error: desc = "`)
+		return false, strings.TrimPrefix(strings.TrimSuffix(msg, `"`), "transport: ")
 	}
 	return false, "rpc " + s.Code().String() + ": " + s.Message()
 }
