@@ -29,6 +29,9 @@ func FuzzParse(f *testing.F) {
 		"multivalue example.org example.net {\n    ttl 30\n    max_answers 2\n    all_unhealthy fallthrough\n    fallthrough example.net\n    records www.example.net. MX {\n        10 mail.example.net.\n        20 MAIL.example.net.\n    }\n}",
 		"multivalue 127.0.0.0/8 {\n    records 1.0.0 PTR localhost.\n    records x TYPE65280 \"\\# 2 abcd\"\n}",
 		"multivalue example.org {\n    health_check h {\n        protocol https\n        status 200 300-399\n        match ok\n        invert\n        tls_verify\n    }\n    records v6 AAAA ::1 { ::2 { health_check h } }\n}",
+		// Version 2's health checks: every protocol and option.
+		"multivalue example.org {\n    health_check api {\n        protocol grpc\n        target api.example.org:9090\n        service my.pkg.Api\n        host api.example.org\n        fast_interval 2s\n    }\n    health_check apis {\n        protocol grpcs\n        port 9443\n        tls_verify\n    }\n    health_check r {\n        protocol dns\n        query www.example.org AAAA\n        match 2001:db8\n    }\n    records www A {\n        health_check api r\n        127.0.0.1\n        127.0.0.2 { health_check apis }\n    }\n}",
+		"multivalue example.org {\n    health_check all {\n        protocol calculated\n        children web db\n        healthy_threshold 1\n        invert\n    }\n    health_check web {\n        method HEAD\n        header X-Check 1\n        header x-check 2\n        interval 5s\n        timeout 1s\n        fast_interval 2s\n    }\n    health_check db { protocol tcp\n target db.example.org:5432 }\n    records txt TXT \"v=spf1 -all\" {\n        health_check all\n        \"v=spf1 -all\" { target 127.0.0.1 }\n    }\n    records _s._tcp SRV \"1 1 5060 sip\" { health_check db none }\n}",
 	} {
 		f.Add(seed)
 	}
