@@ -270,17 +270,16 @@ type valueTarget struct {
 // template's name in errors.
 func (vt *valueTarget) spec(p *parser, t *checkTemplate, of string) (*checkSpec, error) {
 	rv := vt.rv
-	var s *checkSpec
-	if t.targetHost != "" {
-		s = t.spec(t.targetHost, t.targetPort, srvPort(vt.rr))
-	} else {
-		host, targetPort, err := vt.host(p, t.name+of)
-		if err != nil {
+	var host string
+	var targetPort int
+	if t.targetHost == "" { // else spec takes the template's
+		var err error
+		if host, targetPort, err = vt.host(p, t.name+of); err != nil {
 			return nil, err
 		}
 		vt.used = true
-		s = t.spec(host, targetPort, srvPort(vt.rr))
 	}
+	s := t.spec(host, targetPort, srvPort(vt.rr))
 	if s.port == 0 {
 		return nil, p.errAt(rv.line, "value %q: health_check %s%s (%s) has no port: set `port`, `target HOST:PORT`, or use an SRV record",
 			strings.Join(rv.tokens, " "), t.name, of, t.protocol)
