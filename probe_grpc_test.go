@@ -3,6 +3,7 @@ package multivalue
 import (
 	"context"
 	"crypto/tls"
+	"io"
 	"net"
 	"runtime"
 	"strings"
@@ -170,6 +171,16 @@ func TestGRPCProbeNewConnectionEachTime(t *testing.T) {
 	}
 }
 
+// hcCloseWriteAfterRequest reads a request's header (an HTTP/2 client's
+// preface), then closes its side without a word and drains what follows: a
+// plain close with the client's frames unread would turn into a reset.
+func hcCloseWriteAfterRequest(c net.Conn) {
+	if hcReadRequest(c) {
+		c.(*net.TCPConn).CloseWrite()
+		io.Copy(io.Discard, c)
+	}
+}
+
 // hostileGRPCCases are hostile targets of grpc and grpcs checks, for
 // TestHostileTargets.
 func hostileGRPCCases(t *testing.T) []hostileCase {
@@ -183,7 +194,7 @@ func hostileGRPCCases(t *testing.T) []hostileCase {
 		{name: "grpcs: TLS handshake stall", target: raw(hcDiscard), opts: grpcsOpts, reason: "timeout after 300ms"},
 		{name: "grpc: reset when accepted", target: raw(hcReset), opts: grpcOpts, reason: "connection reset"},
 		{name: "grpc: reset after the preface", target: raw(hcResetAfterRequest), opts: grpcOpts, reason: "connection reset"},
-		{name: "grpc: closed after the preface", target: raw(hcCloseAfterRequest), opts: grpcOpts, reason: "connection closed"},
+		{name: "grpc: closed after the preface", target: raw(hcCloseWriteAfterRequest), opts: grpcOpts, reason: "connection closed"},
 		{name: "grpc: not HTTP/2", target: raw(hcGarbage), opts: grpcOpts, reason: "error reading server preface"},
 		{name: "grpc: an HTTP/1 server", target: raw(hcPlainHTTP), opts: grpcOpts, reason: "error reading server preface"},
 		{name: "grpcs: closed after the TLS client hello", target: raw(hcCloseAfterHello), opts: grpcsOpts, reason: "connection closed"},
