@@ -79,8 +79,11 @@ func (c *check) seed(v verdict) {
 	c.since, c.reason = v.since, v.reason
 }
 
-// run does one probe and records its result. The scheduler has set inflight.
-func (c *check) run() {
+// run does one probe and records its result, and reports whether a
+// transition is now pending: the result contradicted the status without
+// changing it yet (the scheduler then probes every fast_interval). The
+// scheduler has set inflight.
+func (c *check) run() (pending bool) {
 	defer c.inflight.Store(false)
 	ctx, cancel := context.WithTimeout(c.ctx, c.spec.timeout)
 	start := time.Now()
@@ -88,7 +91,7 @@ func (c *check) run() {
 	elapsed := time.Since(start)
 	cancel()
 	if c.ctx.Err() != nil {
-		return // the check was removed while probing: the result belongs to no one
+		return false // the check was removed while probing: the result belongs to no one
 	}
 	c.duration.Observe(elapsed.Seconds())
 	if ok {
@@ -99,20 +102,22 @@ func (c *check) run() {
 	if c.spec.invert {
 		ok, reason = !ok, "inverted: "+reason
 	}
-	c.record(ok, reason)
+	return c.record(ok, reason)
 }
 
 // record feeds one result to the threshold machine and, when the status
-// changes, tells the watchers.
-func (c *check) record(ok bool, reason string) {
+// changes, tells the watchers. It reports whether a transition is pending.
+func (c *check) record(ok bool, reason string) (pending bool) {
 	c.mu.Lock()
-	c.reason = reason + " (" + c.spec.protocol + " check of " + c.target + ")"
+	c.reason = reason + " (" + c.spec.describe() + ")"
 	changed := c.status.observe(ok, c.spec.failureThreshold, c.spec.successThreshold)
 	if changed {
 		c.since = time.Now()
 	}
+	pending = c.status.streak > 0
 	c.mu.Unlock()
 	if changed {
 		c.watchers.notify()
 	}
+	return pending
 }

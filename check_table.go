@@ -118,6 +118,6 @@ func (t *checkTable) each(fn func(*check)) {
 // probeKey is k without the settings that change when a check probes and how
 // many results it takes to turn, but not what one probe finds.
 func probeKey(k checkKey) checkKey {
-	k.interval, k.timeout, k.failureThreshold, k.successThreshold = 0, 0, 0, 0
+	k.interval, k.fastInterval, k.timeout, k.failureThreshold, k.successThreshold = 0, 0, 0, 0, 0
 	return k
 }

@@ -144,6 +144,9 @@ func parseConfig(p *parser) (*config, error) {
 	}
 
 	cfg.selection = sel.over(selection{minHealthy: 1})
+	if err := checkChildren(p, templates); err != nil {
+		return nil, err
+	}
 	if err := cfg.buildSets(p, sets, templates); err != nil {
 		return nil, err
 	}

@@ -12,21 +12,35 @@ import (
 // differ in it share one probe: put the setting in checkSettings instead.
 var (
 	specDerived = map[string]string{
-		"statusRanges": "status", // parsed
-		"caPool":       "caFile", // loaded
+		"statusRanges": "status",  // parsed
+		"header":       "headers", // parsed
+		"caPool":       "caFile",  // loaded
+		// Instantiated from children for the value. A calculated check is
+		// not in the check table: each value has its own, over kids that
+		// are shared by their own keys.
+		"kids": "children",
+		// Not a setting: equal settings under two template names are one
+		// check, whose reasons name one of them.
+		"template": "",
 	}
 	templateOwn = map[string]string{
-		"name":   "", // not a setting: equal settings under two names are one check
-		"line":   "",
-		"host":   "hostHeader",
-		"status": "status",
-		"caPool": "caFile",
+		"name":         "", // not a setting: equal settings under two names are one check
+		"line":         "",
+		"childrenLine": "",
+		"host":         "hostHeader",
+		"status":       "status",
+		"header":       "headers",
+		"caPool":       "caFile",
+		// The template's target is the spec's host (in the key, next to
+		// the settings) and port; TestSpecCarriesEverySetting checks both.
+		"targetHost": "",
+		"targetPort": "port",
 	}
 )
 
 // timing are the settings probeKey leaves out: when and how often a check
 // probes, and how many results it takes to turn, not what a probe finds.
-var timing = map[string]bool{"interval": true, "timeout": true, "failureThreshold": true, "successThreshold": true}
+var timing = map[string]bool{"interval": true, "fastInterval": true, "timeout": true, "failureThreshold": true, "successThreshold": true}
 
 // TestCheckKeyCoversEverySetting fails when checkSpec or checkTemplate gets a
 // field that is neither in the key nor listed as derived from a field that is.
@@ -124,27 +138,41 @@ func perturb(t *testing.T, v reflect.Value) {
 	}
 }
 
-// TestSpecCarriesEverySetting: every setting of a template, changed alone,
-// changes the key of the check it makes; only the timing settings leave the
-// probe key unchanged.
+// TestSpecCarriesEverySetting: every setting of a template, changed alone on
+// a protocol it applies to, changes the key of the check it makes; only the
+// timing settings leave the probe key unchanged.
 func TestSpecCarriesEverySetting(t *testing.T) {
-	base := func() *checkTemplate {
+	// The protocol each setting is tried on: https, to which most apply,
+	// else the one it belongs to.
+	protocolOf := map[string]string{
+		"service":          protoGRPCS,
+		"query":            protoDNS,
+		"queryType":        protoDNS,
+		"children":         protoCalculated,
+		"healthyThreshold": protoCalculated,
+	}
+	base := func(setting string) *checkTemplate {
 		tp := newCheckTemplate("web", 1)
-		tp.protocol = protoHTTPS // every setting applies
+		tp.protocol = protoHTTPS
+		if p, ok := protocolOf[setting]; ok {
+			tp.protocol = p
+		}
+		tp.query, tp.children = "www.example.org.", "a b" // dns and calculated need them
 		return tp
 	}
 	key := func(tp *checkTemplate) checkKey { return tp.spec("127.0.0.1", 0, 0).key() }
-	want := key(base())
 
 	// The settings a template writes as other fields of its own.
 	writtenAs := map[string]func(*checkTemplate){
 		"hostHeader": func(tp *checkTemplate) { tp.host = "www.example.org" },
 		"status":     func(tp *checkTemplate) { tp.status = []statusRange{{200, 200}} },
+		"headers":    func(tp *checkTemplate) { tp.header = []httpHeader{{"X-Check", "1"}} },
 	}
 	settings := reflect.TypeFor[checkSettings]()
 	for i := range settings.NumField() {
 		name := settings.Field(i).Name
-		tp := base()
+		tp := base(name)
+		want := key(base(name))
 		if set, ok := writtenAs[name]; ok {
 			set(tp)
 		} else {
@@ -152,15 +180,28 @@ func TestSpecCarriesEverySetting(t *testing.T) {
 		}
 		got := key(tp)
 		if got == want {
-			t.Errorf("changing %s in the template does not change the check's key", name)
+			t.Errorf("changing %s in a %s template does not change the check's key", name, tp.protocol)
 		}
 		if same := probeKey(got) == probeKey(want); same != timing[name] {
 			t.Errorf("changing %s: probe key unchanged %v, want %v", name, same, timing[name])
 		}
 	}
-	other := base().spec("127.0.0.2", 0, 0).key()
+	want := key(base(""))
+	other := base("").spec("127.0.0.2", 0, 0).key()
 	if other == want || probeKey(other) == probeKey(want) {
 		t.Error("another target host must make another check and another probe")
+	}
+	// A template's own target is the check's target, whatever the value's.
+	withTarget := func(host string, port int) checkKey {
+		tp := base("")
+		tp.targetHost, tp.targetPort = host, port
+		return tp.spec("127.0.0.1", 8080, 0).key()
+	}
+	if k := withTarget("127.0.0.9", 0); k.host != "127.0.0.9" || k.port != 443 {
+		t.Errorf("a template's target 127.0.0.9 makes a check of %s:%d, want 127.0.0.9:443", k.host, k.port)
+	}
+	if withTarget("127.0.0.9", 0) == withTarget("127.0.0.10", 0) || withTarget("127.0.0.9", 0) == withTarget("127.0.0.9", 9443) {
+		t.Error("a template's target host and port must be in the key")
 	}
 	for name := range timing {
 		if _, ok := settings.FieldByName(name); !ok {

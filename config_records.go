@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"maps"
-	"net"
 	"slices"
 	"strings"
 
@@ -13,11 +12,12 @@ import (
 	"github.com/miekg/dns"
 )
 
-// checkRef is a `health_check NAME|none` inside a records block, resolved once
-// the whole block is read (a reference may precede its definition).
+// checkRef is a `health_check NAME...|none` inside a records block or a
+// value's, resolved once the whole block is read (a reference may precede its
+// definition).
 type checkRef struct {
-	name string // "" when not given, "none" to remove an inherited check
-	line int
+	names []string // nil when not given; ["none"] to remove an inherited check
+	line  int
 }
 
 // rawValue is a value as written, turned into an RR once all options are known.
@@ -71,9 +71,9 @@ func parseRecords(p *parser, args []string, zones []string) (*rawSet, error) {
 				"drain": "goes in a value's block",
 			}), map[string]option{
 				"ttl": ttlOption(p, func(ttl uint32) { rs.ttl = int64(ttl) }),
-				"health_check": {args: oneArg, set: func(args []string) error {
+				"health_check": {args: arity{1, -1}, set: func(args []string) error {
 					var err error
-					rs.check, err = parseCheckRef(p, args[0])
+					rs.check, err = parseCheckRef(p, args)
 					return err
 				}},
 			}),
@@ -108,9 +108,9 @@ func parseValue(p *parser, tokens []string) (*rawValue, error) {
 				v.drain = true
 				return nil
 			}},
-			"health_check": {args: oneArg, set: func(args []string) error {
+			"health_check": {args: arity{1, -1}, set: func(args []string) error {
 				var err error
-				v.check, err = parseCheckRef(p, args[0])
+				v.check, err = parseCheckRef(p, args)
 				return err
 			}},
 			"target": {args: oneArg, set: func(args []string) error {
@@ -128,13 +128,20 @@ func parseValue(p *parser, tokens []string) (*rawValue, error) {
 	return v, err
 }
 
-// parseCheckRef reads the argument of `health_check NAME|none` in a records
-// block or a value's.
-func parseCheckRef(p *parser, name string) (checkRef, error) {
-	if name == "" {
-		return checkRef{}, p.errf(`health_check "": want a NAME or none`)
+// parseCheckRef reads the arguments of `health_check NAME...|none` in a
+// records block or a value's.
+func parseCheckRef(p *parser, names []string) (checkRef, error) {
+	for i, name := range names {
+		switch {
+		case name == "":
+			return checkRef{}, p.errf(`health_check "": want a NAME or none`)
+		case name == "none" && len(names) > 1:
+			return checkRef{}, p.errf("health_check: none cannot be mixed with names")
+		case slices.Contains(names[:i], name):
+			return checkRef{}, p.errf("health_check: %s given twice", name)
+		}
 	}
-	return checkRef{name: name, line: p.at}, nil
+	return checkRef{names: names, line: p.at}, nil
 }
 
 // buildSets turns the records blocks as written into record sets: RRs parsed
@@ -174,7 +181,7 @@ func (cfg *config) buildSets(p *parser, raws []*rawSet, templates map[string]*ch
 			wire[string(key)] = rv.line
 			v := &value{rr: rr, text: rdataText(rr), weight: first(rv.weight, raw.weight, defaultWeight),
 				tier: first(rv.tier, raw.tier, defaultTier), drain: rv.drain}
-			if v.spec, err = checkFor(p, raw, rv, rr, templates); err != nil {
+			if v.specs, err = checksFor(p, raw, rv, rr, templates); err != nil {
 				return err
 			}
 			keys[v] = key
@@ -191,38 +198,107 @@ func (cfg *config) buildSets(p *parser, raws []*rawSet, templates map[string]*ch
 	return nil
 }
 
-// checkFor resolves the health check of one value: its own reference, else the
-// set's; `none` removes it. The target is the value itself for A and AAAA, the
-// SRV target, the MX exchange, or the value's `target`.
-func checkFor(p *parser, raw *rawSet, rv *rawValue, rr dns.RR, templates map[string]*checkTemplate) (*checkSpec, error) {
+// checksFor resolves the health checks of one value: its own reference, else
+// the set's; `none` removes them. Each check's target is the template's own
+// `target`, else the value's: the value itself for A and AAAA, the SRV target,
+// the MX exchange, or the value's `target`. A calculated check's children are
+// instantiated for the value the same way.
+func checksFor(p *parser, raw *rawSet, rv *rawValue, rr dns.RR, templates map[string]*checkTemplate) ([]*checkSpec, error) {
 	ref := raw.check
-	if rv.check.name != "" {
+	if rv.check.names != nil {
 		ref = rv.check
 	}
-	if ref.name == "" || ref.name == "none" {
+	if len(ref.names) == 0 || ref.names[0] == "none" {
 		if rv.target != "" {
 			return nil, p.errAt(rv.targetLine, "target %s given for a value without a health check", rv.target)
 		}
 		return nil, nil
 	}
-	t, ok := templates[ref.name]
-	if !ok {
-		defined := slices.Sorted(maps.Keys(templates))
-		if len(defined) == 0 {
-			return nil, p.errAt(ref.line, "health_check %s is not defined: no health_check NAME { ... } in this block", ref.name)
+	vt := valueTarget{raw: raw, rv: rv, rr: rr}
+	var specs []*checkSpec
+	for _, name := range ref.names {
+		t, ok := templates[name]
+		if !ok {
+			defined := slices.Sorted(maps.Keys(templates))
+			if len(defined) == 0 {
+				return nil, p.errAt(ref.line, "health_check %s is not defined: no health_check NAME { ... } in this block", name)
+			}
+			return nil, p.errAt(ref.line, "health_check %s is not defined (defined: %s)", name, strings.Join(defined, ", "))
 		}
-		return nil, p.errAt(ref.line, "health_check %s is not defined (defined: %s)", ref.name, strings.Join(defined, ", "))
+		if t.protocol != protoCalculated {
+			s, err := vt.spec(p, t, "")
+			if err != nil {
+				return nil, err
+			}
+			specs = append(specs, s)
+			continue
+		}
+		s := t.spec("", 0, 0)
+		for _, c := range t.childNames() {
+			kid, err := vt.spec(p, templates[c], " (a child of "+t.name+")")
+			if err != nil {
+				return nil, err
+			}
+			s.kids = append(s.kids, kid)
+		}
+		specs = append(specs, s)
 	}
+	if rv.target != "" && !vt.used {
+		return nil, p.errAt(rv.targetLine, "target %s is not used: every health_check of the value has a target of its own", rv.target)
+	}
+	return specs, nil
+}
 
+// valueTarget is what a value's checks probe unless their template has a
+// target of its own: worked out when a check first needs it, so that a value
+// whose checks all have their own target needs none.
+type valueTarget struct {
+	raw  *rawSet
+	rv   *rawValue
+	rr   dns.RR
+	used bool // a check of the value probes it
+}
+
+// spec applies a probing template t to the value; of is said after the
+// template's name in errors.
+func (vt *valueTarget) spec(p *parser, t *checkTemplate, of string) (*checkSpec, error) {
+	rv := vt.rv
+	var host string
+	var targetPort int
+	if t.targetHost == "" { // else spec takes the template's
+		var err error
+		if host, targetPort, err = vt.host(p, t.name+of); err != nil {
+			return nil, err
+		}
+		vt.used = true
+	}
+	s := t.spec(host, targetPort, srvPort(vt.rr))
+	if s.port == 0 {
+		return nil, p.errAt(rv.line, "value %q: health_check %s%s (%s) has no port: set `port`, `target HOST:PORT`, or use an SRV record",
+			strings.Join(rv.tokens, " "), t.name, of, t.protocol)
+	}
+	return s, nil
+}
+
+// srvPort is the port of an SRV record, 0 for other types.
+func srvPort(rr dns.RR) int {
+	if srv, ok := rr.(*dns.SRV); ok {
+		return int(srv.Port)
+	}
+	return 0
+}
+
+// host is the value's own target host and :PORT (0 for none).
+func (vt *valueTarget) host(p *parser, check string) (string, int, error) {
+	raw, rv := vt.raw, vt.rv
 	var host, field string // field: what the RDATA calls the host, for errors
-	var recordPort int
-	switch r := rr.(type) {
+	switch r := vt.rr.(type) {
 	case *dns.A:
 		host = r.A.String()
 	case *dns.AAAA:
 		host = r.AAAA.String()
 	case *dns.SRV:
-		host, recordPort, field = r.Target, int(r.Port), "target"
+		host, field = r.Target, "target"
 	case *dns.MX:
 		host, field = r.Mx, "exchange"
 	}
@@ -230,31 +306,20 @@ func checkFor(p *parser, raw *rawSet, rv *rawValue, rr dns.RR, templates map[str
 	if rv.target != "" {
 		var err error
 		if host, targetPort, err = splitTarget(rv.target); err != nil {
-			return nil, p.errAt(rv.targetLine, "target %q: %v", rv.target, err)
+			return "", 0, p.errAt(rv.targetLine, "target %q: %v", rv.target, err)
 		}
 	} else if field != "" && host != "." && !validHostName(host) {
 		// A name the RDATA may hold (`!`, `a\ b`) but no probe can dial:
 		// its check could only fail.
-		return nil, p.errAt(rv.line, "records %s %s: value %q: %s %q is not a valid host name to check; give target HOST[:PORT]",
+		return "", 0, p.errAt(rv.line, "records %s %s: value %q: %s %q is not a valid host name to check; give target HOST[:PORT]",
 			raw.name, typeString(raw.qtype), strings.Join(rv.tokens, " "), field, host)
 	}
-	// One spelling per target, so that equal targets share one check.
-	host = strings.TrimSuffix(host, ".")
-	if ip := net.ParseIP(host); ip != nil {
-		host = ip.String()
-	} else {
-		host = strings.ToLower(host)
-	}
+	host = canonicalHost(host)
 	if host == "" {
-		return nil, p.errAt(rv.line, "value %q: a %s value needs `target HOST[:PORT]` for health_check %s",
-			strings.Join(rv.tokens, " "), typeString(raw.qtype), ref.name)
+		return "", 0, p.errAt(rv.line, "value %q: a %s value needs `target HOST[:PORT]` for health_check %s",
+			strings.Join(rv.tokens, " "), typeString(raw.qtype), check)
 	}
-	spec := t.spec(host, targetPort, recordPort)
-	if spec.port == 0 {
-		return nil, p.errAt(rv.line, "value %q: health_check %s (tcp) has no port: set `port`, `target HOST:PORT`, or use an SRV record",
-			strings.Join(rv.tokens, " "), ref.name)
-	}
-	return spec, nil
+	return host, targetPort, nil
 }
 
 // newRR parses one value as a zone file line would: relative names in the

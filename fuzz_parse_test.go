@@ -29,6 +29,9 @@ func FuzzParse(f *testing.F) {
 		"multivalue example.org example.net {\n    ttl 30\n    max_answers 2\n    all_unhealthy fallthrough\n    fallthrough example.net\n    records www.example.net. MX {\n        10 mail.example.net.\n        20 MAIL.example.net.\n    }\n}",
 		"multivalue 127.0.0.0/8 {\n    records 1.0.0 PTR localhost.\n    records x TYPE65280 \"\\# 2 abcd\"\n}",
 		"multivalue example.org {\n    health_check h {\n        protocol https\n        status 200 300-399\n        match ok\n        invert\n        tls_verify\n    }\n    records v6 AAAA ::1 { ::2 { health_check h } }\n}",
+		// Version 2's health checks: every protocol and option.
+		"multivalue example.org {\n    health_check api {\n        protocol grpc\n        target api.example.org:9090\n        service my.pkg.Api\n        host api.example.org\n        fast_interval 2s\n    }\n    health_check apis {\n        protocol grpcs\n        port 9443\n        tls_verify\n    }\n    health_check r {\n        protocol dns\n        query www.example.org AAAA\n        match 2001:db8\n    }\n    records www A {\n        health_check api r\n        127.0.0.1\n        127.0.0.2 { health_check apis }\n    }\n}",
+		"multivalue example.org {\n    health_check all {\n        protocol calculated\n        children web db\n        healthy_threshold 1\n        invert\n    }\n    health_check web {\n        method HEAD\n        header X-Check 1\n        header x-check 2\n        interval 5s\n        timeout 1s\n        fast_interval 2s\n    }\n    health_check db { protocol tcp\n target db.example.org:5432 }\n    records txt TXT \"v=spf1 -all\" {\n        health_check all\n        \"v=spf1 -all\" { target 127.0.0.1 }\n    }\n    records _s._tcp SRV \"1 1 5060 sip\" { health_check db none }\n}",
 	} {
 		f.Add(seed)
 	}
@@ -119,12 +122,17 @@ func checkConfig(t *testing.T, cfg *config) {
 				t.Fatalf("%s holds %q twice", k, v.text)
 			}
 			texts[v.text] = true
-			if sp := v.spec; sp != nil {
-				if (net.ParseIP(sp.host) == nil && !validHostName(sp.host)) || sp.host != strings.ToLower(sp.host) || sp.port < 1 || sp.port > 65535 || sp.timeout >= sp.interval ||
-					sp.failureThreshold < 1 || sp.failureThreshold > 10 || sp.successThreshold < 1 || sp.successThreshold > 10 {
-					t.Fatalf("value %q of %s has a bad check %+v", v.text, k, sp)
+			for _, sp := range v.specs {
+				if sp.protocol != protoCalculated {
+					checkProbing(t, sp, v.text, k)
+					continue
 				}
-				checkSpecSettings(t, sp)
+				if len(sp.kids) == 0 || sp.healthyThreshold < 0 || sp.healthyThreshold > maxHealthyThreshold || sp.host != "" {
+					t.Fatalf("value %q of %s has a bad calculated check %+v", v.text, k, sp)
+				}
+				for _, kid := range sp.kids {
+					checkProbing(t, kid, v.text, k)
+				}
 			}
 		}
 	}
@@ -145,7 +153,19 @@ func checkSpecSettings(t *testing.T, sp *checkSpec) {
 			(sp.caFile != "") != (sp.caPool != nil) || (sp.caFile != "" && !sp.tlsVerify) || (sp.tlsVerify && sp.protocol != protoHTTPS) {
 			t.Fatalf("%s check with bad settings %+v", sp.protocol, sp)
 		}
-	default:
-		t.Fatalf("check with protocol %q", sp.protocol)
 	}
+}
+
+// checkProbing fails t when sp, a probing check of value text in set k,
+// breaks an invariant the probers and the scheduler rely on.
+func checkProbing(t *testing.T, sp *checkSpec, text, k string) {
+	t.Helper()
+	if !slices.Contains(probing, sp.protocol) ||
+		(net.ParseIP(sp.host) == nil && !validHostName(sp.host)) || sp.host != strings.ToLower(sp.host) || sp.port < 1 || sp.port > 65535 || sp.timeout >= sp.interval ||
+		(sp.fastInterval != 0 && (sp.fastInterval <= sp.timeout || sp.fastInterval >= sp.interval)) ||
+		sp.failureThreshold < 1 || sp.failureThreshold > 10 || sp.successThreshold < 1 || sp.successThreshold > 10 ||
+		(sp.protocol == protoDNS) != (sp.query != "") || len(sp.kids) > 0 || sp.children != "" {
+		t.Fatalf("value %q of %s has a bad check %+v", text, k, sp)
+	}
+	checkSpecSettings(t, sp)
 }

@@ -62,14 +62,9 @@ func (m *Multivalue) start() error {
 	e := m.engine
 	for _, s := range m.sets {
 		for _, v := range s.values {
-			var c *check
-			var src source = alwaysHealthy{}
-			if v.spec != nil {
-				c = e.acquire(v.spec)
-				src = c
-			}
+			src, checks := e.acquireSource(v.specs)
 			st := e.metrics.acquireValue(s.label(v), src.verdict())
-			s.bind(v, src, c, st)
+			s.bind(v, src, checks, st)
 		}
 		s.refresh()
 	}
@@ -95,8 +90,8 @@ func (m *Multivalue) stop() error {
 	e := m.engine
 	for _, s := range m.sets {
 		for _, v := range s.values {
-			c, st := s.unbind(v)
-			if c != nil {
+			checks, st := s.unbind(v)
+			for _, c := range checks {
 				e.release(c)
 			}
 			if st != nil {

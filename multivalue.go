@@ -58,10 +58,8 @@ func newMultivalue(cfg *config, e *engine) *Multivalue {
 		n.sets = append(n.sets, s)
 		for _, v := range s.values {
 			v.hash = hashBytes(canonicalRdata(v.rr))
-			if v.spec != nil {
-				if c := e.table.lookup(v.spec.key()); c != nil {
-					v.src = c
-				}
+			if len(v.specs) > 0 {
+				v.src = e.lookupSource(v.specs)
 			}
 		}
 		s.refresh()

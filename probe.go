@@ -32,6 +32,10 @@ func newProber(s *checkSpec, dialer net.Dialer) prober {
 	switch s.protocol {
 	case protoTCP:
 		return &tcpProber{addr: s.target(), dialer: &dialer, timeout: s.timeout}
+	case protoGRPC, protoGRPCS:
+		return newGRPCProber(s, &dialer)
+	case protoDNS:
+		return newDNSProber(s, &dialer)
 	default:
 		return newHTTPProber(s, &dialer)
 	}

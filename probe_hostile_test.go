@@ -40,6 +40,12 @@ func hcRawServer(t *testing.T, handle func(net.Conn)) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	hcServe(t, ln, handle)
+	return ln.Addr().String()
+}
+
+// hcServe is hcRawServer on a listener of the caller's.
+func hcServe(t *testing.T, ln net.Listener, handle func(net.Conn)) {
 	var (
 		mu    sync.Mutex
 		conns = map[net.Conn]bool{}
@@ -74,7 +80,6 @@ func hcRawServer(t *testing.T, handle func(net.Conn)) string {
 		mu.Unlock()
 		wg.Wait()
 	})
-	return ln.Addr().String()
 }
 
 // Hostile behaviours of a raw server.
@@ -464,7 +469,7 @@ func hostileCases(t *testing.T) []hostileCase {
 // probe has returned (the target still up and hostile).
 func TestHostileTargets(t *testing.T) {
 	slow(t)
-	for _, tc := range hostileCases(t) {
+	for _, tc := range slices.Concat(hostileCases(t), hostileGRPCCases(t), hostileDNSCases(t)) {
 		t.Run(tc.name, func(t *testing.T) {
 			addr := tc.target(t)
 			host, port := hostPort(t, addr)
@@ -568,10 +573,14 @@ func TestHostileManyAtOnce(t *testing.T) {
 	host, silentPort := hostPort(t, silent)
 	_, tricklePort := hostPort(t, trickle)
 	short := withTimeout(hcTimeout)
+	_, silentUDPPort := hostPort(t, hcDNSRaw(t, hcUDPSilent, nil))
 	kinds := []*checkSpec{
-		hcSpec(host, silentPort, short),                           // no answer
-		hcSpec(host, silentPort, short, withProtocol(protoHTTPS)), // no TLS handshake
-		hcSpec(host, tricklePort, short, withMatch("GO")),         // trickled body
+		hcSpec(host, silentPort, short),                                              // no answer
+		hcSpec(host, silentPort, short, withProtocol(protoHTTPS)),                    // no TLS handshake
+		hcSpec(host, tricklePort, short, withMatch("GO")),                            // trickled body
+		hcSpec(host, silentPort, short, withProtocol(protoGRPC)),                     // no HTTP/2 settings
+		hcSpec(host, silentPort, short, withProtocol(protoGRPCS)),                    // no TLS handshake
+		hcSpec(host, silentUDPPort, short, withQuery("www.example.org.", dns.TypeA)), // no DNS answer
 	}
 	const n = 500
 	base := runtime.NumGoroutine()

@@ -22,8 +22,10 @@ const maxHeaderBytes = 64 << 10
 type httpProber struct {
 	transport *http.Transport
 	client    *http.Client
+	method    string
 	url       string
 	host      string // Host header
+	header    http.Header
 	status    []statusRange
 	match     []byte
 	timeout   time.Duration // for the reason only: ctx enforces it
@@ -67,6 +69,13 @@ func newHTTPProber(s *checkSpec, dialer *net.Dialer) *httpProber {
 			host = "[" + s.host + "]"
 		}
 	}
+	header := http.Header{"User-Agent": {"coredns-multivalue/1 (health check)"}}
+	for _, h := range s.header {
+		if h.name == "User-Agent" && header.Get("User-Agent") == "coredns-multivalue/1 (health check)" {
+			header.Del("User-Agent") // the operator's replaces ours
+		}
+		header.Add(h.name, h.value) // a name given twice sends both
+	}
 	return &httpProber{
 		transport: transport,
 		client: &http.Client{
@@ -77,8 +86,10 @@ func newHTTPProber(s *checkSpec, dialer *net.Dialer) *httpProber {
 		},
 		// The path goes out as written (the parser refused blanks and
 		// control characters): %-escapes and a ?query stay as they are.
+		method:  s.method,
 		url:     s.protocol + "://" + s.target() + s.path,
 		host:    host,
+		header:  header,
 		status:  s.statusRanges,
 		match:   []byte(s.match),
 		timeout: s.timeout,
@@ -86,12 +97,12 @@ func newHTTPProber(s *checkSpec, dialer *net.Dialer) *httpProber {
 }
 
 func (p *httpProber) probe(ctx context.Context) (bool, string) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.url, nil)
+	req, err := http.NewRequestWithContext(ctx, p.method, p.url, nil)
 	if err != nil {
 		return false, err.Error()
 	}
 	req.Host = p.host
-	req.Header.Set("User-Agent", "coredns-multivalue/1 (health check)")
+	req.Header = p.header.Clone()
 	// Cancel a dial or TLS handshake still going on behind a failed
 	// request; with keep-alives off there is no idle connection to close.
 	defer p.transport.CloseIdleConnections()

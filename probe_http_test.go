@@ -510,3 +510,52 @@ func TestDescribeErr(t *testing.T) {
 		})
 	}
 }
+
+// TestHTTPProbeMethodAndHeaders: method and header reach the target; a
+// header given twice sends both values; a User-Agent of the operator's
+// replaces the probe's.
+func TestHTTPProbeMethodAndHeaders(t *testing.T) {
+	type seen struct {
+		method string
+		header http.Header
+	}
+	got := make(chan seen, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got <- seen{r.Method, r.Header.Clone()}
+		w.Write([]byte("OK"))
+	}))
+	defer srv.Close()
+	host, port := hostPort(t, srv.URL)
+	withMethod := func(m string) func(*checkTemplate) { return func(t *checkTemplate) { t.method = m } }
+	withHeader := func(name, value string) func(*checkTemplate) {
+		return func(t *checkTemplate) { t.header = append(t.header, httpHeader{name, value}) }
+	}
+	tests := []struct {
+		name   string
+		opts   []func(*checkTemplate)
+		method string
+		want   map[string][]string
+	}{
+		{"defaults", nil, "GET", map[string][]string{"User-Agent": {"coredns-multivalue/1 (health check)"}, "X-Token": nil}},
+		{"HEAD", []func(*checkTemplate){withMethod("HEAD")}, "HEAD", nil},
+		{"POST with headers", []func(*checkTemplate){withMethod("POST"), withHeader("X-Token", "a"), withHeader("Accept", "text/plain"), withHeader("X-Token", "b")},
+			"POST", map[string][]string{"X-Token": {"a", "b"}, "Accept": {"text/plain"}, "Content-Length": {"0"}}},
+		{"a User-Agent of the operator's", []func(*checkTemplate){withHeader("User-Agent", "probe/2")}, "GET", map[string][]string{"User-Agent": {"probe/2"}}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if ok, reason, _ := hcProbe(hcSpec(host, port, tc.opts...)); !ok {
+				t.Fatalf("probe failed: %s", reason)
+			}
+			s := <-got
+			if s.method != tc.method {
+				t.Errorf("method %s, want %s", s.method, tc.method)
+			}
+			for name, want := range tc.want {
+				if got := s.header.Values(name); !slices.Equal(got, want) {
+					t.Errorf("%s: %q, want %q", name, got, want)
+				}
+			}
+		})
+	}
+}

@@ -35,9 +35,9 @@ func (s *recordSet) label(v *value) valueLabel { return valueLabel{s.name, s.typ
 
 // value is one RDATA of a set and the source that decides whether it is served.
 type value struct {
-	rr   dns.RR     // owner = set name, TTL = set TTL; never changed after setup
-	text string     // the RDATA as zone-file text: logs and the value label
-	spec *checkSpec // nil: no health check, always healthy
+	rr    dns.RR       // owner = set name, TTL = set TTL; never changed after setup
+	text  string       // the RDATA as zone-file text: logs and the value label
+	specs []*checkSpec // its health checks, healthy when all are; none: always healthy
 
 	weight int    // 0 to 255: 0 is a standby
 	tier   int    // 1 to 255: lower tiers are served first
@@ -46,7 +46,7 @@ type value struct {
 
 	// Guarded by the set's mu.
 	src     source      // decides the value's health; nil: alwaysHealthy
-	check   *check      // the check the value holds while its instance runs
+	checks  []*check    // the checks the value holds while its instance runs
 	state   *valueState // its gauge, transitions and logs while its instance runs
 	unwatch func()
 }
@@ -114,17 +114,17 @@ func (s *recordSet) healthyRRs() []dns.RR {
 	return rrs
 }
 
-// bind makes src (nil: alwaysHealthy) decide v's health, with c the check v
-// holds (nil for none) and st (nil for none) its state, and watches src: each
+// bind makes src (nil: alwaysHealthy) decide v's health, with checks the
+// checks v holds and st (nil for none) its state, and watches src: each
 // change updates the value's state and rebuilds the set. A previous binding's
 // watch ends.
-func (s *recordSet) bind(v *value, src source, c *check, st *valueState) {
+func (s *recordSet) bind(v *value, src source, checks []*check, st *valueState) {
 	if src == nil {
 		src = alwaysHealthy{}
 	}
 	s.mu.Lock()
 	old := v.unwatch
-	v.src, v.check, v.state = src, c, st
+	v.src, v.checks, v.state = src, checks, st
 	v.unwatch = src.watch(func() {
 		if st != nil {
 			st.update(src)
@@ -141,13 +141,13 @@ func (s *recordSet) bind(v *value, src source, c *check, st *valueState) {
 }
 
 // unbind ends v's binding and returns what it held, for the caller to release.
-func (s *recordSet) unbind(v *value) (*check, *valueState) {
+func (s *recordSet) unbind(v *value) ([]*check, *valueState) {
 	s.mu.Lock()
-	unwatch, c, st := v.unwatch, v.check, v.state
-	v.unwatch, v.check, v.state = nil, nil, nil
+	unwatch, checks, st := v.unwatch, v.checks, v.state
+	v.unwatch, v.checks, v.state = nil, nil, nil
 	s.mu.Unlock()
 	if unwatch != nil {
 		unwatch()
 	}
-	return c, st
+	return checks, st
 }

@@ -29,7 +29,8 @@ type scheduler struct {
 // the last one is still ending; each has its own channels and probes, and an
 // ending one dispatches nothing more.
 type schedulerLife struct {
-	wake   chan struct{}  // a check was added: recompute the next due time
+	sched  *scheduler
+	wake   chan struct{}  // a check was added or hurried: recompute the next due time
 	stop   chan struct{}  // closed, under the scheduler's mu, to end the goroutine
 	done   chan struct{}  // closed when the goroutine has ended
 	work   chan *check    // a probe for an idle worker
@@ -50,16 +51,43 @@ func (s *scheduler) add(c *check) {
 	heap.Push(&s.queue, c)
 	if s.life == nil {
 		s.life = &schedulerLife{
-			wake: make(chan struct{}, 1),
-			stop: make(chan struct{}),
-			done: make(chan struct{}),
-			work: make(chan *check),
+			sched: s,
+			wake:  make(chan struct{}, 1),
+			stop:  make(chan struct{}),
+			done:  make(chan struct{}),
+			work:  make(chan *check),
 		}
 		go s.schedule(s.life)
 	}
 	// Wake the goroutine only when c is due before the check it sleeps for:
 	// starting thousands of checks then costs a few wake-ups, not a lock
 	// round trip with the goroutine for every check.
+	if s.queue[0] == c {
+		select {
+		case s.life.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// hurry brings c's next probe forward to fast_interval after its last one
+// began (started), with the same ±10 % jitter, when that is sooner than the
+// probe dispatch planned: a result contradicted c's status and a transition
+// is pending (HAProxy's fastinter). The next result that agrees, or the
+// transition, ends it: dispatch plans every probe at the interval, and only
+// a pending result hurries the one after it.
+func (s *scheduler) hurry(c *check, started time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c.index < 0 || s.life == nil {
+		return // removed meanwhile
+	}
+	next := started.Add(jittered(c.spec.fastInterval))
+	if !next.Before(c.next) {
+		return
+	}
+	c.next = next
+	heap.Fix(&s.queue, c.index)
 	if s.queue[0] == c {
 		select {
 		case s.life.wake <- struct{}{}:
@@ -175,7 +203,10 @@ func (sc *schedulerLife) worker(c *check) {
 	idle := time.NewTimer(workerIdle)
 	defer idle.Stop()
 	for {
-		c.run()
+		started := time.Now()
+		if c.run() && c.spec.fastInterval > 0 {
+			sc.sched.hurry(c, started)
+		}
 		idle.Reset(workerIdle)
 		select {
 		case c = <-sc.work:

@@ -348,7 +348,7 @@ var parseErrorsInBlock = []parseErrorCase{
     records www A {
         health_check
         127.0.0.1
-    }`, 3, "wrong number of arguments for health_check: want 1, have 0"},
+    }`, 3, "wrong number of arguments for health_check: want at least 1, have 0"},
 	{"records health_check with an empty name", `
     records www A {
         health_check ""
@@ -497,7 +497,7 @@ two"`, 2, "line break in value"},
 var parseErrorsInCheck = []parseErrorCase{
 	{"unknown check option", `retries 3`, 3, `health_check web: unknown option "retries"`},
 	{"check option given twice", "port 8080\npath /health\nport 8081", 5, "health_check web: port given twice (first on line 3)"},
-	{"protocol unknown", `protocol udp`, 3, `unknown protocol "udp", want http, https or tcp`},
+	{"protocol unknown", `protocol udp`, 3, `unknown protocol "udp", want http, https, tcp, grpc, grpcs, dns or calculated`},
 	{"protocol without value", `protocol`, 3, "health_check web: wrong number of arguments for protocol: want 1, have 0"},
 	{"port 0", `port 0`, 3, `port "0" must be a number from 1 to 65535`},
 	{"port 70000", `port 70000`, 3, `port "70000" must be a number from 1 to 65535`},
@@ -530,7 +530,7 @@ var parseErrorsInCheck = []parseErrorCase{
 	{"tls_verify with a file holding no certificate", "protocol https\ntls_verify BAD_CA_FILE", 4, "holds no PEM certificate"},
 	{"tls_verify with a directory", "protocol https\ntls_verify CA_DIR", 4, "is not a regular file"},
 	{"tls_verify with two files", "protocol https\ntls_verify CA_FILE CA_FILE", 4, "health_check web: wrong number of arguments for tls_verify: want at most 1, have 2"},
-	{"tls_verify on http", "port 8443\ntls_verify", 4, "tls_verify applies only to protocol https"},
+	{"tls_verify on http", "port 8443\ntls_verify", 4, "health_check web: tls_verify does not apply to protocol http"},
 }
 
 // TestParseErrors feeds broken Corefiles to the parser: each must fail with a
@@ -558,7 +558,7 @@ func TestParseErrors(t *testing.T) {
 func parseErrorCases() []parseErrorCase {
 	return slices.Concat(
 		parseErrorsWhole,
-		wrapInputs(slices.Concat(parseErrorsInBlock, parseErrorsSelection), func(body string) string {
+		wrapInputs(slices.Concat(parseErrorsInBlock, parseErrorsSelection, parseErrorsChecks), func(body string) string {
 			return "multivalue example.org {" + body + "\n}"
 		}),
 		wrapInputs(parseErrorsInCheck, func(lines string) string {
@@ -570,15 +570,16 @@ func parseErrorCases() []parseErrorCase {
 
 // summary renders a parsed config as the assertions below spell it: a line
 // per set (name, type, TTL), then a line per value in the set's order, with
-// the check's protocol and host:port when the value has one.
+// each check's protocol and host:port when the value has checks (a
+// calculated one as `calculated NAME[its children]`).
 func summary(cfg *config) []string {
 	var out []string
 	for _, s := range cfg.sets {
 		out = append(out, fmt.Sprintf("%s %s ttl=%d", s.name, s.typeName, s.values[0].rr.Header().Ttl))
 		for _, v := range s.values {
 			line := "  " + v.text
-			if v.spec != nil {
-				line += " -> " + v.spec.protocol + " " + v.spec.target()
+			if len(v.specs) > 0 {
+				line += " -> " + specSummary(v.specs)
 			}
 			out = append(out, line)
 		}
@@ -586,8 +587,30 @@ func summary(cfg *config) []string {
 	return out
 }
 
-// specOf returns the check of the value whose text is text in the set name.
+func specSummary(specs []*checkSpec) string {
+	var parts []string
+	for _, s := range specs {
+		if s.protocol == protoCalculated {
+			parts = append(parts, "calculated "+s.template+"["+specSummary(s.kids)+"]")
+		} else {
+			parts = append(parts, s.protocol+" "+s.target())
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+// specOf returns the first check of the value whose text is text in the set
+// name, nil when it has none.
 func specOf(t *testing.T, cfg *config, name, text string) *checkSpec {
+	t.Helper()
+	if specs := specsOf(t, cfg, name, text); len(specs) > 0 {
+		return specs[0]
+	}
+	return nil
+}
+
+// specsOf returns the checks of the value whose text is text in the set name.
+func specsOf(t *testing.T, cfg *config, name, text string) []*checkSpec {
 	t.Helper()
 	for _, s := range cfg.sets {
 		if s.name != name {
@@ -595,7 +618,7 @@ func specOf(t *testing.T, cfg *config, name, text string) *checkSpec {
 		}
 		for _, v := range s.values {
 			if v.text == text {
-				return v.spec
+				return v.specs
 			}
 		}
 	}
@@ -609,11 +632,11 @@ func TestParse(t *testing.T) {
 	defaultSpec := func(host string) checkSpec {
 		return checkSpec{
 			checkSettings: checkSettings{
-				protocol: "http", port: 80, path: "/", status: "200-399",
+				protocol: "http", port: 80, path: "/", status: "200-399", method: "GET",
 				interval: 10 * time.Second, timeout: 4 * time.Second,
 				failureThreshold: 3, successThreshold: 3,
 			},
-			host: host, statusRanges: []statusRange{{200, 399}},
+			host: host, template: "web", statusRanges: []statusRange{{200, 399}},
 		}
 	}
 	tests := []struct {
@@ -860,14 +883,14 @@ func TestParse(t *testing.T) {
 				got := *specOf(t, cfg, "www.example.org.", "127.0.0.1")
 				want := checkSpec{
 					checkSettings: checkSettings{
-						protocol: "https", port: 443, path: "/healthz?full=1",
+						protocol: "https", port: 443, path: "/healthz?full=1", method: "GET",
 						hostHeader: "www.example.org", match: "all good", status: "200-200 301-302",
 						interval: 30 * time.Second, timeout: 29 * time.Second,
 						// success_threshold defaults to failure_threshold.
 						failureThreshold: 5, successThreshold: 5,
 						invert: true, tlsVerify: true,
 					},
-					host: "127.0.0.1", statusRanges: []statusRange{{200, 200}, {301, 302}},
+					host: "127.0.0.1", template: "web", statusRanges: []statusRange{{200, 200}, {301, 302}},
 				}
 				if !reflect.DeepEqual(got, want) {
 					t.Errorf("spec\n%+v, want\n%+v", got, want)
@@ -898,7 +921,7 @@ func TestParse(t *testing.T) {
 						interval: time.Second, timeout: 500 * time.Millisecond,
 						failureThreshold: 3, successThreshold: 1,
 					},
-					host: "127.0.0.1",
+					host: "127.0.0.1", template: "db",
 				}
 				if !reflect.DeepEqual(got, want) {
 					t.Errorf("spec\n%+v, want\n%+v", got, want)
@@ -1160,13 +1183,13 @@ func TestParse(t *testing.T) {
 				got.caPool, got.caFile = nil, ""
 				want := checkSpec{
 					checkSettings: checkSettings{
-						protocol: "https", port: 8443, path: "/healthz",
+						protocol: "https", port: 8443, path: "/healthz", method: "GET",
 						hostHeader: "www.example.org", match: "OK", status: "200-200 204-204 300-399",
 						interval: 5 * time.Second, timeout: 2 * time.Second,
 						failureThreshold: 2, successThreshold: 4,
 						invert: true, tlsVerify: true,
 					},
-					host: "127.0.0.1", statusRanges: []statusRange{{200, 200}, {204, 204}, {300, 399}},
+					host: "127.0.0.1", template: "web", statusRanges: []statusRange{{200, 200}, {204, 204}, {300, 399}},
 				}
 				if !reflect.DeepEqual(got, want) {
 					t.Errorf("spec\n%+v, want\n%+v", got, want)

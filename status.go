@@ -10,17 +10,19 @@ type verdict struct {
 	healthy bool
 	known   bool      // a first result has come; before it a value counts as healthy
 	since   time.Time // the last change of healthy; zero before the first
-	reason  string    // why, for logs and the status API: "status 503 (http check of 127.0.0.1:80)"
+	reason  string    // why, for logs and the status API: "status 503 (http check web of 127.0.0.1:80)"
 }
 
 // source is where a value's health comes from. Sources are read only when a
 // record set's snapshot is rebuilt, never per query, and tell their watchers
 // when their verdict changes, after it has changed.
 //
-// The probing check (check.go) and alwaysHealthy are the sources today; a
-// value's effective verdict is its source's. Sources that combine or replace
-// others (all of several checks, k of n, an override, a saved status, a
-// cluster vote) implement the same two methods.
+// The sources are the probing check (check.go), alwaysHealthy, and those
+// that combine others (status_combined.go): all of a value's checks
+// (status_allof.go) and a calculated check's k of n children
+// (status_calculated.go). A value's effective verdict is its source's.
+// Sources that replace others (an override, a saved status, a cluster vote)
+// implement the same two methods.
 type source interface {
 	verdict() verdict
 	watch(fn func()) (unwatch func())

@@ -110,13 +110,13 @@ func stateSet(t *testing.T, name, ip string, c *check) *recordSet {
 		t.Fatal(err)
 	}
 	s := &recordSet{name: name, zone: "example.org.", qtype: dns.TypeA, typeName: "A"}
-	v := &value{rr: rr, text: ip, spec: c.spec}
+	v := &value{rr: rr, text: ip, specs: []*checkSpec{c.spec}}
 	s.values = []*value{v}
 	s.all = []dns.RR{rr}
 	s.refresh()
 	// As an instance's start does: the value's series exist while it runs.
 	st := defaultEngine.metrics.acquireValue(s.label(v), c.verdict())
-	s.bind(v, c, c, st)
+	s.bind(v, c, []*check{c}, st)
 	t.Cleanup(func() {
 		if _, st := s.unbind(v); st != nil {
 			defaultEngine.metrics.releaseValue(st)

@@ -106,8 +106,8 @@ func TestStressFlappingHealth(t *testing.T) {
 		for vi, v := range s.values {
 			ip := v.rr.(*dns.A).A.String()
 			index[si][ip] = vi
-			ck := newTestCheck(t, v.spec)
-			s.bind(v, ck, ck, nil)
+			ck := newTestCheck(t, v.specs[0])
+			s.bind(v, ck, []*check{ck}, nil)
 			t.Cleanup(func() { s.unbind(v) })
 			ck.record(true, "first result")
 			for k, want := range sets[si].ips {
