@@ -1,11 +1,17 @@
 package multivalue
 
 import (
+	"bytes"
+	"context"
 	"errors"
+	"fmt"
+	golog "log"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -21,7 +27,11 @@ import (
 	_ "github.com/coredns/coredns/plugin/ready"
 	_ "github.com/coredns/coredns/plugin/whoami"
 
+	"github.com/coredns/coredns/plugin"
+	"github.com/coredns/coredns/plugin/pkg/dnstest"
+	"github.com/coredns/coredns/plugin/test"
 	"github.com/miekg/dns"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // coreDNS is a CoreDNS server started in-process from a Corefile.
@@ -252,4 +262,254 @@ func slow(t *testing.T) {
 	if testing.Short() {
 		t.Skip("slow: runs without -short")
 	}
+}
+
+// logCapture collects what CoreDNS's log package writes (it writes through
+// the standard library's log) for the duration of a test.
+type logCapture struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *logCapture) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+// lines returns the captured lines that contain every one of subs.
+func (l *logCapture) lines(subs ...string) []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []string
+	for _, line := range strings.Split(l.buf.String(), "\n") {
+		ok := line != ""
+		for _, s := range subs {
+			ok = ok && strings.Contains(line, s)
+		}
+		if ok {
+			out = append(out, line)
+		}
+	}
+	return out
+}
+
+func captureLog(t *testing.T) *logCapture {
+	t.Helper()
+	l := &logCapture{}
+	prev := golog.Writer()
+	golog.SetOutput(l)
+	t.Cleanup(func() { golog.SetOutput(prev) })
+	return l
+}
+
+// counterValue reads one counter or gauge series from the default registry;
+// ok is false when the series does not exist.
+func counterValue(t *testing.T, family string, want map[string]string) (v float64, ok bool) {
+	t.Helper()
+	mfs, err := prometheus.DefaultGatherer.Gather()
+	if err != nil {
+		t.Fatalf("gather: %v", err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != family {
+			continue
+		}
+	metrics:
+		for _, m := range mf.GetMetric() {
+			got := map[string]string{}
+			for _, lp := range m.GetLabel() {
+				got[lp.GetName()] = lp.GetValue()
+			}
+			for k, v := range want {
+				if got[k] != v {
+					continue metrics
+				}
+			}
+			if m.GetGauge() != nil {
+				return m.GetGauge().GetValue(), true
+			}
+			return m.GetCounter().GetValue(), true
+		}
+	}
+	return 0, false
+}
+
+// newTestHandler parses a `multivalue` block (server block example.org.) into
+// a handler, without starting checks: every value starts healthy.
+func newTestHandler(t testing.TB, block string, next plugin.Handler) *Multivalue {
+	t.Helper()
+	c := caddy.NewTestController("dns", block)
+	c.ServerBlockKeys = []string{"example.org."}
+	cfg, err := parse(c)
+	if err != nil {
+		t.Fatalf("parse: %v", err)
+	}
+	m := newMultivalue(cfg, defaultEngine)
+	m.Next = next
+	return m
+}
+
+// setHealth marks the values of name/qtype whose RDATA text is in values as
+// healthy or not, as a check transition would.
+func setHealth(t testing.TB, m *Multivalue, name string, qtype uint16, healthy bool, values ...string) {
+	t.Helper()
+	set := m.nodes[name].set(qtype)
+	found := 0
+	set.mu.Lock()
+	for _, v := range set.values {
+		if slices.Contains(values, v.text) {
+			v.src = &fixedSource{v: verdict{healthy: healthy, known: true}}
+			found++
+		}
+	}
+	set.mu.Unlock()
+	if found != len(values) {
+		t.Fatalf("setHealth: found %d of %v in %s", found, values, name)
+	}
+	set.refresh()
+}
+
+// zoneHandler stands for `file` after multivalue: it serves example.org's SOA,
+// "other.example.org. A", and NXDOMAIN with the SOA for the rest, and counts
+// the SOA queries it gets.
+type zoneHandler struct{ soaQueries atomic.Int32 }
+
+func (z *zoneHandler) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
+	if len(r.Question) != 1 {
+		return dns.RcodeFormatError, nil
+	}
+	q := r.Question[0]
+	m := new(dns.Msg)
+	m.SetReply(r)
+	m.Authoritative = true
+	soa := test.SOA(testSOA)
+	switch {
+	case q.Name == "example.org." && q.Qtype == dns.TypeSOA:
+		z.soaQueries.Add(1)
+		m.Answer = []dns.RR{soa}
+	case strings.EqualFold(q.Name, "other.example.org.") && q.Qtype == dns.TypeA:
+		m.Answer = []dns.RR{test.A("other.example.org. 300 IN A 127.0.0.99")}
+	case strings.EqualFold(q.Name, "other.example.org."):
+		m.Ns = []dns.RR{soa}
+	default:
+		m.Rcode = dns.RcodeNameError
+		m.Ns = []dns.RR{soa}
+	}
+	w.WriteMsg(m)
+	return m.Rcode, nil
+}
+
+func (z *zoneHandler) Name() string { return "file" }
+
+func serve(t testing.TB, m plugin.Handler, req *dns.Msg) (*dns.Msg, int) {
+	t.Helper()
+	rec := dnstest.NewRecorder(&test.ResponseWriter{})
+	rc, err := m.ServeDNS(context.Background(), rec, req)
+	if err != nil {
+		t.Fatalf("ServeDNS: %v", err)
+	}
+	return rec.Msg, rc
+}
+
+// chiSquare returns Pearson's statistic of observed counts against a uniform
+// expectation.
+func chiSquare(counts map[string]int, categories int, expected float64) float64 {
+	var x2 float64
+	seen := 0
+	for _, c := range counts {
+		d := float64(c) - expected
+		x2 += d * d / expected
+		seen++
+	}
+	// Categories never observed count fully.
+	x2 += float64(categories-seen) * expected
+	return x2
+}
+
+func setBlock(n, max int) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "multivalue {\n max_answers %d\n records www A {\n", max)
+	for i := 0; i < n; i++ {
+		fmt.Fprintf(&b, "127.0.%d.%d\n", i/250, i%250+1)
+	}
+	b.WriteString("}\n}")
+	return b.String()
+}
+
+type labels map[string]string
+
+// scrape gathers one metric family from the default registry, where promauto
+// registers the collectors and the prometheus plugin exports them.
+func scrape(t *testing.T, name string) samples {
+	t.Helper()
+	mfs, err := prometheus.DefaultGatherer.Gather()
+	if err != nil {
+		t.Fatalf("gather: %v", err)
+	}
+	var out samples
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			s := sample{labels: labels{}}
+			for _, lp := range m.GetLabel() {
+				s.labels[lp.GetName()] = lp.GetValue()
+			}
+			switch {
+			case m.Counter != nil:
+				s.value = m.GetCounter().GetValue()
+			case m.Gauge != nil:
+				s.value = m.GetGauge().GetValue()
+			case m.Histogram != nil:
+				s.value = float64(m.GetHistogram().GetSampleCount())
+			}
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// seriesValue is the value of the only series of name matching l; it fails the
+// test when there is none or more than one.
+func seriesValue(t *testing.T, name string, l labels) float64 {
+	t.Helper()
+	m := scrape(t, name).match(l)
+	if len(m) != 1 {
+		t.Fatalf("%s%v: %d series (%v), want 1", name, l, len(m), m)
+	}
+	return m[0].value
+}
+
+// sample is one series: its labels and its value (a histogram's count).
+type sample struct {
+	labels labels
+	value  float64
+}
+
+type samples []sample
+
+// match returns the series whose labels include l.
+func (ss samples) match(l labels) samples {
+	var out samples
+next:
+	for _, s := range ss {
+		for k, v := range l {
+			if s.labels[k] != v {
+				continue next
+			}
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// one returns the value of the only series whose labels include l.
+func (ss samples) one(l labels) (float64, bool) {
+	m := ss.match(l)
+	if len(m) != 1 {
+		return 0, false
+	}
+	return m[0].value, true
 }

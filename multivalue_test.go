@@ -19,74 +19,7 @@ import (
 	"github.com/miekg/dns"
 )
 
-// newTestHandler parses a `multivalue` block (server block example.org.) into
-// a handler, without starting checks: every value starts healthy.
-func newTestHandler(t testing.TB, block string, next plugin.Handler) *Multivalue {
-	t.Helper()
-	c := caddy.NewTestController("dns", block)
-	c.ServerBlockKeys = []string{"example.org."}
-	cfg, err := parse(c)
-	if err != nil {
-		t.Fatalf("parse: %v", err)
-	}
-	m := newMultivalue(cfg, defaultEngine)
-	m.Next = next
-	return m
-}
-
-// setHealth marks the values of name/qtype whose RDATA text is in values as
-// healthy or not, as a check transition would.
-func setHealth(t testing.TB, m *Multivalue, name string, qtype uint16, healthy bool, values ...string) {
-	t.Helper()
-	set := m.nodes[name].set(qtype)
-	found := 0
-	set.mu.Lock()
-	for _, v := range set.values {
-		if slices.Contains(values, v.text) {
-			v.src = &fixedSource{v: verdict{healthy: healthy, known: true}}
-			found++
-		}
-	}
-	set.mu.Unlock()
-	if found != len(values) {
-		t.Fatalf("setHealth: found %d of %v in %s", found, values, name)
-	}
-	set.refresh()
-}
-
-// zoneHandler stands for `file` after multivalue: it serves example.org's SOA,
-// "other.example.org. A", and NXDOMAIN with the SOA for the rest, and counts
-// the SOA queries it gets.
-type zoneHandler struct{ soaQueries atomic.Int32 }
-
 const testSOA = "example.org. 3600 IN SOA ns.example.org. hostmaster.example.org. 1 7200 3600 1209600 300"
-
-func (z *zoneHandler) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
-	if len(r.Question) != 1 {
-		return dns.RcodeFormatError, nil
-	}
-	q := r.Question[0]
-	m := new(dns.Msg)
-	m.SetReply(r)
-	m.Authoritative = true
-	soa := test.SOA(testSOA)
-	switch {
-	case q.Name == "example.org." && q.Qtype == dns.TypeSOA:
-		z.soaQueries.Add(1)
-		m.Answer = []dns.RR{soa}
-	case strings.EqualFold(q.Name, "other.example.org.") && q.Qtype == dns.TypeA:
-		m.Answer = []dns.RR{test.A("other.example.org. 300 IN A 127.0.0.99")}
-	case strings.EqualFold(q.Name, "other.example.org."):
-		m.Ns = []dns.RR{soa}
-	default:
-		m.Rcode = dns.RcodeNameError
-		m.Ns = []dns.RR{soa}
-	}
-	w.WriteMsg(m)
-	return m.Rcode, nil
-}
-
-func (z *zoneHandler) Name() string { return "file" }
 
 // negSOA is the SOA a negative answer carries: TTL min(3600, MINIMUM 300).
 var negSOA = test.SOA("example.org. 300 IN SOA ns.example.org. hostmaster.example.org. 1 7200 3600 1209600 300")
@@ -103,16 +36,6 @@ const answersBlock = `multivalue {
     }
     records txt TXT "v=spf1 -all"
 }`
-
-func serve(t testing.TB, m plugin.Handler, req *dns.Msg) (*dns.Msg, int) {
-	t.Helper()
-	rec := dnstest.NewRecorder(&test.ResponseWriter{})
-	rc, err := m.ServeDNS(context.Background(), rec, req)
-	if err != nil {
-		t.Fatalf("ServeDNS: %v", err)
-	}
-	return rec.Msg, rc
-}
 
 func TestServeDNSAnswers(t *testing.T) {
 	m := newTestHandler(t, answersBlock, &zoneHandler{})

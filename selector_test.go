@@ -2,36 +2,10 @@ package multivalue
 
 import (
 	"fmt"
-	"strings"
 	"testing"
 
 	"github.com/miekg/dns"
 )
-
-// chiSquare returns Pearson's statistic of observed counts against a uniform
-// expectation.
-func chiSquare(counts map[string]int, categories int, expected float64) float64 {
-	var x2 float64
-	seen := 0
-	for _, c := range counts {
-		d := float64(c) - expected
-		x2 += d * d / expected
-		seen++
-	}
-	// Categories never observed count fully.
-	x2 += float64(categories-seen) * expected
-	return x2
-}
-
-func setBlock(n, max int) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "multivalue {\n max_answers %d\n records www A {\n", max)
-	for i := 0; i < n; i++ {
-		fmt.Fprintf(&b, "127.0.%d.%d\n", i/250, i%250+1)
-	}
-	b.WriteString("}\n}")
-	return b.String()
-}
 
 // TestPickUniform: every value is served equally often, and comes first
 // equally often. The bounds are far in the tail (p < 1e-6) so the test does

@@ -1,10 +1,8 @@
 package multivalue
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	golog "log"
 	"strings"
 	"sync"
 	"testing"
@@ -13,77 +11,6 @@ import (
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
 )
-
-// logCapture collects what CoreDNS's log package writes (it writes through
-// the standard library's log) for the duration of a test.
-type logCapture struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logCapture) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-// lines returns the captured lines that contain every one of subs.
-func (l *logCapture) lines(subs ...string) []string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var out []string
-	for _, line := range strings.Split(l.buf.String(), "\n") {
-		ok := line != ""
-		for _, s := range subs {
-			ok = ok && strings.Contains(line, s)
-		}
-		if ok {
-			out = append(out, line)
-		}
-	}
-	return out
-}
-
-func captureLog(t *testing.T) *logCapture {
-	t.Helper()
-	l := &logCapture{}
-	prev := golog.Writer()
-	golog.SetOutput(l)
-	t.Cleanup(func() { golog.SetOutput(prev) })
-	return l
-}
-
-// counterValue reads one counter or gauge series from the default registry;
-// ok is false when the series does not exist.
-func counterValue(t *testing.T, family string, want map[string]string) (v float64, ok bool) {
-	t.Helper()
-	mfs, err := prometheus.DefaultGatherer.Gather()
-	if err != nil {
-		t.Fatalf("gather: %v", err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != family {
-			continue
-		}
-	metrics:
-		for _, m := range mf.GetMetric() {
-			got := map[string]string{}
-			for _, lp := range m.GetLabel() {
-				got[lp.GetName()] = lp.GetValue()
-			}
-			for k, v := range want {
-				if got[k] != v {
-					continue metrics
-				}
-			}
-			if m.GetGauge() != nil {
-				return m.GetGauge().GetValue(), true
-			}
-			return m.GetCounter().GetValue(), true
-		}
-	}
-	return 0, false
-}
 
 // scriptedProber returns the results it is given, in order.
 type scriptedProber struct {
