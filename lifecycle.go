@@ -60,6 +60,11 @@ func (m *Multivalue) start() error {
 	}
 	reloading.Unlock()
 	e := m.engine
+	// The state file first, so that new checks start from their saved
+	// statuses; then the admin listener.
+	if err := e.ops.start(m); err != nil {
+		return err
+	}
 	for _, s := range m.sets {
 		for _, v := range s.values {
 			var c *check
@@ -68,11 +73,13 @@ func (m *Multivalue) start() error {
 				c = e.acquire(v.spec)
 				src = c
 			}
+			src = e.ops.wrap(s, v, src) // overrides decide over the checks
 			st := e.metrics.acquireValue(s.label(v), src.verdict())
 			s.bind(v, src, c, st)
 		}
 		s.refresh()
 	}
+	e.ops.running(m)
 	return nil
 }
 
@@ -93,6 +100,9 @@ func (m *Multivalue) stop() error {
 	reloading.active, reloading.started = false, nil
 	reloading.Unlock()
 	e := m.engine
+	// Before the checks go: the last instance to use the state file saves
+	// their statuses.
+	e.ops.stop(m)
 	for _, s := range m.sets {
 		for _, v := range s.values {
 			c, st := s.unbind(v)
