@@ -156,6 +156,10 @@ func (a *adminServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusUnauthorized, "missing or wrong bearer token")
 		return
 	}
+	// On a copy of the request: the server looks at the original's body
+	// after the handler, to close the connection rather than read a large
+	// body that was refused unread (a 413 on its Content-Length).
+	r = r.WithContext(r.Context())
 	r.Body = http.MaxBytesReader(w, r.Body, maxAdminBody)
 	api := adminAPI{ops: reg.engine.ops}
 	api.ServeHTTP(w, r)

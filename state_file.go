@@ -123,6 +123,11 @@ func (o *operations) closeState(f *stateFile) {
 		return
 	}
 	delete(o.files, f.path)
+	if len(o.files) == 0 {
+		// No instance reads a state file any more: the statuses it gave
+		// are for the checks of a start that is over.
+		clear(o.saved)
+	}
 	o.mu.Unlock()
 	f.close()
 }
@@ -160,7 +165,15 @@ func (o *operations) load(f *stateFile, st *stateJSON) {
 		}
 		if o.overrides.add(ov) {
 			overrides++
-			o.logChange("restored from the state file on", ov)
+			// Logged by selector: the values are not running yet.
+			msg := "override " + ov.state + " for " + ov.selector() + " restored from the state file"
+			if !ov.expires.IsZero() {
+				msg += ", until " + ov.expires.UTC().Format(time.RFC3339)
+			}
+			if ov.reason != "" {
+				msg += ": " + ov.reason
+			}
+			log.Info(msg)
 			o.overrides.notify(ov.key)
 		}
 	}
@@ -379,6 +392,18 @@ func (c *check) restoreSaved(sc savedCheck) {
 	c.lastProbe, c.lastOK, c.restored = sc.Checked, sc.LastResult == "success", true
 }
 
+func fileKind(m os.FileMode) string {
+	switch {
+	case m&os.ModeNamedPipe != 0:
+		return "FIFO"
+	case m&os.ModeSocket != 0:
+		return "socket"
+	case m&os.ModeDevice != 0:
+		return "device"
+	}
+	return "special file"
+}
+
 func resultName(ok bool) string {
 	if ok {
 		return "success"
@@ -409,8 +434,19 @@ func (ov *override) request() overrideRequest {
 
 // writeAtomic replaces path with data: a temporary file in the same
 // directory, synced, renamed over path, and the directory synced, so that a
-// crash leaves the old file or the new one, never a part.
+// crash leaves the old file or the new one, never a part. A symbolic link is
+// followed (the file it points to is replaced, not the link); anything but a
+// regular file in the way is left alone.
 func writeAtomic(path string, data []byte) (err error) {
+	if real, err := filepath.EvalSymlinks(path); err == nil {
+		path = real
+	}
+	if fi, err := os.Lstat(path); err == nil && !fi.Mode().IsRegular() {
+		if fi.IsDir() {
+			return errors.New("a directory is in its place")
+		}
+		return fmt.Errorf("a %s is in its place, not a regular file", fileKind(fi.Mode()))
+	}
 	dir, base := filepath.Split(path)
 	if dir == "" {
 		dir = "."
