@@ -207,7 +207,7 @@ func TestStateFileBroken(t *testing.T) {
 
 // testInstance starts block on an engine of its own (registry, dialer
 // guarded to loopback), and stops it when the test ends.
-func testInstance(t *testing.T, e *engine, block string) *Multivalue {
+func testInstance(t testing.TB, e *engine, block string) *Multivalue {
 	t.Helper()
 	c := caddy.NewTestController("dns", block)
 	c.ServerBlockKeys = []string{"example.org."}
