@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -72,7 +73,7 @@ func checkID(s *checkSpec) string {
 // mu guards the schedule.
 type stateFile struct {
 	path   string
-	maxAge time.Duration
+	maxAge atomic.Int64 // time.Duration: the latest config's MAX_AGE
 	ops    *operations
 	refs   int // instances holding it open; under ops.mu
 
@@ -94,11 +95,15 @@ type stateFile struct {
 func (o *operations) openState(sc *stateConfig) *stateFile {
 	o.mu.Lock()
 	if f := o.files[sc.path]; f != nil {
+		// A reload that keeps the file: it is not read again (what runs
+		// knows better), but a new MAX_AGE applies.
 		f.refs++
+		f.maxAge.Store(int64(sc.maxAge))
 		o.mu.Unlock()
 		return f
 	}
-	f := &stateFile{path: sc.path, maxAge: sc.maxAge, ops: o, refs: 1, kept: map[string]savedCheck{}}
+	f := &stateFile{path: sc.path, ops: o, refs: 1, kept: map[string]savedCheck{}}
+	f.maxAge.Store(int64(sc.maxAge))
 	o.files[sc.path] = f
 	o.mu.Unlock()
 
@@ -134,20 +139,20 @@ func (o *operations) closeState(f *stateFile) {
 
 // load takes the statuses and overrides of a state file.
 func (o *operations) load(f *stateFile, st *stateJSON) {
-	now := time.Now()
+	now, maxAge := time.Now(), f.age()
 	statuses := 0
 	o.mu.Lock()
 	for _, c := range st.Checks {
-		if c.ID == "" || (c.Status != "healthy" && c.Status != "unhealthy") || now.Sub(c.Checked) >= f.maxAge {
+		if c.ID == "" || (c.Status != "healthy" && c.Status != "unhealthy") || now.Sub(c.Checked) >= maxAge {
 			continue
 		}
-		o.saved[c.ID] = restoredSave{c, f.maxAge}
+		o.saved[c.ID] = restoredSave{c, maxAge}
 		statuses++
 	}
 	o.mu.Unlock()
 	f.writeMu.Lock()
 	for _, c := range st.Checks {
-		if c.ID != "" && now.Sub(c.Checked) < f.maxAge {
+		if c.ID != "" && now.Sub(c.Checked) < maxAge {
 			f.kept[c.ID] = c
 		}
 	}
@@ -177,7 +182,7 @@ func (o *operations) load(f *stateFile, st *stateJSON) {
 			o.overrides.notify(ov.key)
 		}
 	}
-	log.Infof("state_file %s: read %d recent check statuses (of %d, max age %s) and %d overrides", f.path, statuses, len(st.Checks), f.maxAge, overrides)
+	log.Infof("state_file %s: read %d recent check statuses (of %d, max age %s) and %d overrides", f.path, statuses, len(st.Checks), maxAge, overrides)
 	if overrides > 0 {
 		o.recount()
 	}
@@ -267,8 +272,11 @@ func (f *stateFile) schedule(at time.Time) {
 // refreshEvery is how often the file is written when nothing changes, so
 // that the statuses it holds stay younger than maxAge.
 func (f *stateFile) refreshEvery() time.Duration {
-	return max(stateMinGap, min(f.maxAge/4, stateMaxRefresh))
+	return max(stateMinGap, min(f.age()/4, stateMaxRefresh))
 }
+
+// age is MAX_AGE: how old a saved status may be to be used, or kept.
+func (f *stateFile) age() time.Duration { return time.Duration(f.maxAge.Load()) }
 
 // flush writes the file, from the timer.
 func (f *stateFile) flush() {
@@ -337,7 +345,7 @@ func (f *stateFile) write() error {
 	})
 	for id, sc := range f.kept {
 		switch {
-		case now.Sub(sc.Checked) >= f.maxAge:
+		case now.Sub(sc.Checked) >= f.age():
 			delete(f.kept, id)
 		case !running[id]:
 			st.Checks = append(st.Checks, sc)
