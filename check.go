@@ -35,6 +35,10 @@ type check struct {
 	since  time.Time // last change of status
 	reason string    // the last result's reason, with the check's description
 
+	lastProbe time.Time // when the last result came (for a restored check, the saved one's); zero before the first
+	lastOK    bool      // the last result, after invert
+	restored  bool      // the status comes from the state file and no probe has answered since
+
 	watchers watchers
 
 	successes, failures prometheus.Counter
@@ -68,7 +72,11 @@ func (c *check) watch(fn func()) (unwatch func()) { return c.watchers.add(fn) }
 
 // isHealthy and hasResult are the verdict's two flags.
 func (c *check) isHealthy() bool { return c.verdict().healthy }
-func (c *check) hasResult() bool { return c.verdict().known }
+func (c *check) hasResult() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.status.known && !c.restored // a status restored from the state file is not a result
+}
 
 // seed starts a new check from the status another check with the same probe
 // knows (a reload that changed only timing or thresholds).
@@ -110,6 +118,7 @@ func (c *check) run() (pending bool) {
 func (c *check) record(ok bool, reason string) (pending bool) {
 	c.mu.Lock()
 	c.reason = reason + " (" + c.spec.describe() + ")"
+	c.lastProbe, c.lastOK, c.restored = time.Now(), ok, false
 	changed := c.status.observe(ok, c.spec.failureThreshold, c.spec.successThreshold)
 	if changed {
 		c.since = time.Now()

@@ -36,6 +36,7 @@ type config struct {
 	fall         fall.F
 	selection    selection    // the block's selection options, before records blocks override them
 	sets         []*recordSet // in Corefile order
+	op           operatorConfig
 }
 
 // parse reads the `multivalue` block of a server block. Every error names the
@@ -78,7 +79,7 @@ func parseConfig(p *parser) (*config, error) {
 	var sets []*rawSet
 	var sel selectionConfig
 	_, err := p.block(options{
-		opts: merge(sel.options(p), misplaced(p, map[string]string{
+		opts: merge(sel.options(p), cfg.op.options(p), misplaced(p, map[string]string{
 			"weight": "goes in a records block or a value's block",
 			"tier":   "goes in a records block or a value's block",
 			"drain":  "goes in a value's block",
@@ -141,6 +142,9 @@ func parseConfig(p *parser) (*config, error) {
 	}
 	if p.closed > 0 {
 		return nil, p.errHere("unexpected '}'")
+	}
+	if err := cfg.op.agree(p); err != nil {
+		return nil, err
 	}
 
 	cfg.selection = sel.over(selection{minHealthy: 1})

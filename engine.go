@@ -20,6 +20,8 @@ type engine struct {
 	// every address a probe connects to (nil in production; the tests refuse
 	// anything outside loopback).
 	dialer net.Dialer
+
+	ops *operations // overrides, the state file, the running instances (operations.go)
 }
 
 // defaultEngine is the process's: its metrics are where CoreDNS's prometheus
@@ -27,15 +29,20 @@ type engine struct {
 var defaultEngine = newEngine(prometheus.DefaultRegisterer)
 
 func newEngine(reg prometheus.Registerer) *engine {
-	return &engine{table: newCheckTable(), sched: &scheduler{}, metrics: newMetricSet(reg)}
+	e := &engine{table: newCheckTable(), sched: &scheduler{}, metrics: newMetricSet(reg)}
+	e.ops = newOperations(e)
+	return e
 }
 
 // acquire returns the running check for s, starting it if it is new.
 func (e *engine) acquire(s *checkSpec) *check {
 	c, created := e.table.acquire(s, func() *check {
-		return newCheck(s, newProber(s, e.dialer), e.metrics)
+		c := newCheck(s, newProber(s, e.dialer), e.metrics)
+		e.ops.restore(c) // its saved status, if the state file has one
+		return c
 	})
 	if created {
+		c.watch(e.ops.changed) // the state file saves every change of status
 		e.sched.add(c)
 	}
 	return c

@@ -60,14 +60,21 @@ func (m *Multivalue) start() error {
 	}
 	reloading.Unlock()
 	e := m.engine
+	// The state file first, so that new checks start from their saved
+	// statuses; then the admin listener.
+	if err := e.ops.start(m); err != nil {
+		return err
+	}
 	for _, s := range m.sets {
 		for _, v := range s.values {
 			src, checks := e.acquireSource(v.specs)
+			src = e.ops.wrap(s, v, src) // overrides decide over the checks
 			st := e.metrics.acquireValue(s.label(v), src.verdict())
 			s.bind(v, src, checks, st)
 		}
 		s.refresh()
 	}
+	e.ops.running(m)
 	return nil
 }
 
@@ -88,6 +95,9 @@ func (m *Multivalue) stop() error {
 	reloading.active, reloading.started = false, nil
 	reloading.Unlock()
 	e := m.engine
+	// Before the checks go: the last instance to use the state file saves
+	// their statuses.
+	e.ops.stop(m)
 	for _, s := range m.sets {
 		for _, v := range s.values {
 			checks, st := s.unbind(v)

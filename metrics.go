@@ -2,6 +2,7 @@ package multivalue
 
 import (
 	"sync"
+	"time"
 
 	"github.com/coredns/coredns/plugin"
 
@@ -22,6 +23,8 @@ type metricSet struct {
 	checkDuration *prometheus.HistogramVec
 	transitions   *prometheus.CounterVec
 	responses     *prometheus.CounterVec
+	overrides     *prometheus.GaugeVec // values under an override, by state
+	lastChange    *prometheus.GaugeVec // last transition of a value, unix seconds
 
 	mu     sync.Mutex
 	values map[valueLabel]*valueState
@@ -64,10 +67,22 @@ func newMetricSet(reg prometheus.Registerer) *metricSet {
 			Name:      "responses_total",
 			Help:      "Counter of queries for the plugin's zones by outcome: healthy, all_unhealthy, nodata, nxdomain, fallthrough, panic.",
 		}, []string{"server", "zone", "view", "result"}),
+		overrides: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: plugin.Namespace,
+			Subsystem: "multivalue",
+			Name:      "overrides",
+			Help:      "How many values are under an override set through the admin API, by state: up, down, drain.",
+		}, []string{"state"}),
+		lastChange: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: plugin.Namespace,
+			Subsystem: "multivalue",
+			Name:      "last_transition_timestamp_seconds",
+			Help:      "When a value last changed between healthy and unhealthy, in seconds since the epoch.",
+		}, []string{"name", "type", "value"}),
 		values: map[valueLabel]*valueState{},
 		checks: map[[2]string]int{},
 	}
-	reg.MustRegister(ms.healthy, ms.checksTotal, ms.checkDuration, ms.transitions, ms.responses)
+	reg.MustRegister(ms.healthy, ms.checksTotal, ms.checkDuration, ms.transitions, ms.responses, ms.overrides, ms.lastChange)
 	return ms
 }
 
@@ -107,6 +122,9 @@ func (ms *metricSet) acquireValue(l valueLabel, v verdict) *valueState {
 	if st == nil {
 		st = &valueState{label: l, ms: ms, healthy: v.healthy, gauge: ms.healthy.WithLabelValues(l.name, l.typ, l.value)}
 		st.gauge.Set(boolFloat(v.healthy))
+		if !v.since.IsZero() {
+			ms.lastChange.WithLabelValues(l.name, l.typ, l.value).Set(unixSeconds(v.since))
+		}
 		ms.values[l] = st
 	}
 	st.refs++
@@ -126,12 +144,15 @@ func (ms *metricSet) releaseValue(st *valueState) {
 	st.mu.Unlock()
 	l := st.label
 	ms.healthy.DeleteLabelValues(l.name, l.typ, l.value)
+	ms.lastChange.DeleteLabelValues(l.name, l.typ, l.value)
 	// Exact deletes: DeletePartialMatch scans every series, which made
 	// releasing 10,000 values quadratic.
 	for _, to := range []string{"healthy", "unhealthy"} {
 		ms.transitions.DeleteLabelValues(l.name, l.typ, l.value, to)
 	}
 }
+
+func unixSeconds(t time.Time) float64 { return float64(t.UnixNano()) / 1e9 }
 
 func boolFloat(b bool) float64 {
 	if b {

@@ -68,6 +68,22 @@ func TestMetricsLint(t *testing.T) {
 			},
 			metric: []string{"coredns_multivalue_responses_total"},
 		},
+		{
+			name:      "overrides",
+			collector: defaultEngine.metrics.overrides,
+			child:     func() { defaultEngine.metrics.overrides.WithLabelValues("lint").Set(0) },
+			cleanup:   func() { defaultEngine.metrics.overrides.DeleteLabelValues("lint") },
+			metric:    []string{"coredns_multivalue_overrides"},
+		},
+		{
+			name:      "last_transition_timestamp_seconds",
+			collector: defaultEngine.metrics.lastChange,
+			child: func() {
+				defaultEngine.metrics.lastChange.WithLabelValues("lint.example.org.", "A", "127.0.0.1").Set(1e9)
+			},
+			cleanup: func() { defaultEngine.metrics.lastChange.DeleteLabelValues("lint.example.org.", "A", "127.0.0.1") },
+			metric:  []string{"coredns_multivalue_last_transition_timestamp_seconds"},
+		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

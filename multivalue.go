@@ -30,6 +30,8 @@ type Multivalue struct {
 
 	engine *engine // the checks, shared with every instance of the process
 	life   lifecycle
+	op     operatorConfig // admin and state_file (config_operator.go)
+	held   operatorHeld   // what start took of them, for stop
 }
 
 // newMultivalue builds the handler from a parsed config. It starts nothing,
@@ -45,6 +47,7 @@ func newMultivalue(cfg *config, e *engine) *Multivalue {
 		fall:       cfg.fall,
 		sets:       cfg.sets,
 		soa:        make([]soaCache, len(cfg.zones)),
+		op:         cfg.op,
 	}
 	m.responses.zones, m.responses.vec = cfg.zones, e.metrics.responses
 	for _, z := range cfg.zones {

@@ -5,6 +5,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -62,9 +63,17 @@ func TestReadmeCorefiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	writeDNSSECKey(t, ".", "Kexample.org.+013+45330") // the dnssec example's key
+	// The examples' admin token; their admin addresses move to a free
+	// loopback port, their files into the directory.
+	if err := os.WriteFile("admin.token", []byte("example-token\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	adminAddr := regexp.MustCompile(`admin \S*:8053`)
+	filePaths := strings.NewReplacer("token_file /etc/coredns/", "token_file ", "state_file /var/lib/coredns/", "state_file ")
 	defer func(p string) { dnsserver.Port = p }(dnsserver.Port)
 	for i, body := range blocks {
 		dnsserver.Port = freeTCPPort(t)
+		body = filePaths.Replace(adminAddr.ReplaceAllString(body, "admin 127.0.0.1:"+freeTCPPort(t)))
 		inst, err := caddy.Start(caddy.CaddyfileInput{Contents: []byte(onLoopback(body)), Filepath: "Corefile", ServerTypeName: "dns"})
 		if err != nil {
 			t.Errorf("README corefile %d does not start: %v\n%s", i+1, err, body)
@@ -91,12 +100,12 @@ func TestReadmeSections(t *testing.T) {
 		t.Fatal(err)
 	}
 	readme := string(b)
-	for _, h := range []string{"## Quick start", "## Name", "## Description", "## Syntax", "## Examples", "## Metrics", "## Ready", "## See Also"} {
+	for _, h := range []string{"## Quick start", "## Name", "## Description", "## Syntax", "## Examples", "## Metrics", "## Ready", "## Operating", "## See Also"} {
 		if !strings.Contains(readme, "\n"+h+"\n") {
 			t.Errorf("README lacks section %q", h)
 		}
 	}
-	for _, m := range []string{"healthy", "checks_total", "check_duration_seconds", "transitions_total", "responses_total"} {
+	for _, m := range []string{"healthy", "checks_total", "check_duration_seconds", "transitions_total", "responses_total", "overrides", "last_transition_timestamp_seconds"} {
 		if !strings.Contains(readme, "coredns_multivalue_"+m+"{") {
 			t.Errorf("README's Metrics section does not document coredns_multivalue_%s", m)
 		}

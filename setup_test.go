@@ -561,6 +561,9 @@ func parseErrorCases() []parseErrorCase {
 		wrapInputs(slices.Concat(parseErrorsInBlock, parseErrorsSelection, parseErrorsChecks), func(body string) string {
 			return "multivalue example.org {" + body + "\n}"
 		}),
+		wrapInputs(parseErrorsOperator, func(body string) string {
+			return "multivalue example.org {" + body + "\nrecords www A 127.0.0.1\n}"
+		}),
 		wrapInputs(parseErrorsInCheck, func(lines string) string {
 			return "multivalue example.org {\n    health_check web {\n        " +
 				strings.ReplaceAll(lines, "\n", "\n        ") + "\n    }\n    records www A 127.0.0.1\n}"

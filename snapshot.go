@@ -42,10 +42,10 @@ func buildSnapshot(values []*value, opts *selection, now time.Time) *snapshot {
 	healthy := 0
 	lowest := -1
 	for _, v := range values {
-		if v.drain {
+		vd := v.verdict()
+		if v.drain || vd.drained {
 			continue
 		}
-		vd := v.verdict()
 		servable = append(servable, entry{v, vd})
 		if vd.healthy {
 			healthy++

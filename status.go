@@ -11,6 +11,7 @@ type verdict struct {
 	known   bool      // a first result has come; before it a value counts as healthy
 	since   time.Time // the last change of healthy; zero before the first
 	reason  string    // why, for logs and the status API: "status 503 (http check web of 127.0.0.1:80)"
+	drained bool      // an override drains the value: never served, whatever healthy says (status_override.go)
 }
 
 // source is where a value's health comes from. Sources are read only when a

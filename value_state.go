@@ -2,6 +2,7 @@ package multivalue
 
 import (
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -43,6 +44,7 @@ func (st *valueState) update(src source) {
 		return
 	}
 	st.healthy = v.healthy
+	st.ms.lastChange.WithLabelValues(st.label.name, st.label.typ, st.label.value).Set(unixSeconds(time.Now()))
 	to := statusName(v.healthy)
 	log.Infof("%s is now %s: %s", st.label, to, v.reason)
 	st.ms.transitions.WithLabelValues(st.label.name, st.label.typ, st.label.value, to).Inc()
