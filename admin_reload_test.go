@@ -84,6 +84,15 @@ func reloaded(t *testing.T, s *coreDNS) {
 	waitServingAt(t, s.udp, s.tcp)
 }
 
+// allServing waits until every server of s answers: a test that only talks
+// to the admin API must not stop servers that do not serve yet.
+func allServing(t *testing.T, s *coreDNS) {
+	t.Helper()
+	for _, srv := range s.inst.Servers() {
+		waitServingAt(t, srv.LocalAddr().String(), srv.Addr().String())
+	}
+}
+
 // waitServingAt waits until a DNS server answers on udp and tcp.
 func waitServingAt(t *testing.T, udp, tcp string) {
 	t.Helper()
@@ -114,6 +123,7 @@ func TestAdminAcrossReloads(t *testing.T) {
 	down.fail.Store(true)
 	addr := "127.0.0.1:" + freeTCPPort(t)
 	s := startCoreDNS(t, adminCorefile(addr, up.addr, down.addr, ""))
+	allServing(t, s)
 	waitFirstResults(t)
 	a := newAdminClient(t, addr)
 	// An override survives every reload: it belongs to the process.
@@ -182,6 +192,7 @@ func TestAdminReloadFailsOnBusyAddress(t *testing.T) {
 	up, down := newBackend(t, "127.0.0.1"), newBackend(t, "127.0.0.2")
 	addr := "127.0.0.1:" + freeTCPPort(t)
 	s := startCoreDNS(t, adminCorefile(addr, up.addr, down.addr, ""))
+	allServing(t, s)
 	waitFirstResults(t)
 	busy, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -166,6 +166,7 @@ func startAdmin(t *testing.T, extra string) (*coreDNS, *adminClient) {
 	down.fail.Store(true)
 	addr := "127.0.0.1:" + freeTCPPort(t)
 	s := startCoreDNS(t, adminCorefile(addr, up.addr, down.addr, extra))
+	allServing(t, s)
 	waitFirstResults(t)
 	waitServed(t, s, "127.0.0.1", "127.0.0.3")
 	return s, newAdminClient(t, addr)
@@ -448,7 +449,7 @@ func TestAdminToken(t *testing.T) {
 		t.Fatal(err)
 	}
 	addr := "127.0.0.1:" + freeTCPPort(t)
-	startCoreDNS(t, fmt.Sprintf(`example.org:0 {
+	allServing(t, startCoreDNS(t, fmt.Sprintf(`example.org:0 {
     bind 127.0.0.1
     multivalue {
         admin %s {
@@ -456,7 +457,7 @@ func TestAdminToken(t *testing.T) {
         }
         records www A 127.0.0.1
     }
-}`, addr, tokenFile))
+}`, addr, tokenFile)))
 	a := newAdminClient(t, addr)
 	for _, tok := range []string{"", "wrong", "s3cret-token-and-more", "s3cret-toke"} {
 		a.token = tok
@@ -492,7 +493,7 @@ func TestAdminToken(t *testing.T) {
 func TestAdminServesEveryBlock(t *testing.T) {
 	clearOverrides(t)
 	addr := "127.0.0.1:" + freeTCPPort(t)
-	startCoreDNS(t, fmt.Sprintf(`example.org:0 {
+	s := startCoreDNS(t, fmt.Sprintf(`example.org:0 {
     bind 127.0.0.1
     multivalue {
         admin %[1]s
@@ -512,6 +513,7 @@ example.com:0 {
         records www A 127.0.0.4
     }
 }`, addr))
+	allServing(t, s)
 	a := newAdminClient(t, addr)
 	st := a.status("")
 	var names []string

@@ -60,6 +60,7 @@ func TestStateFileRestart(t *testing.T) {
 	addr := "127.0.0.1:" + freeTCPPort(t)
 	fast := "            interval 100ms\n            timeout 50ms\n            failure_threshold 1"
 	s := startCoreDNS(t, stateCorefile(addr, path, up.addr, down.addr, fast))
+	allServing(t, s)
 	waitFirstResults(t)
 	waitServed(t, s, "127.0.0.1", "127.0.0.3")
 	a := newAdminClient(t, addr)
@@ -91,6 +92,7 @@ func TestStateFileRestart(t *testing.T) {
 	logs := captureLog(t)
 	slowCheck := "            interval 10s\n            timeout 1s\n            failure_threshold 2"
 	s = startCoreDNS(t, stateCorefile(addr, path, up.addr, down.addr, slowCheck))
+	defer allServing(t, s)
 	if got := answerValues(s.query(t, "udp", "www.example.org.", dns.TypeA)); !slices.Equal(got, []string{"127.0.0.1"}) {
 		t.Fatalf("first answer after the restart: %v, want [127.0.0.1] (127.0.0.2 saved unhealthy, 127.0.0.3 drained)", got)
 	}
@@ -183,6 +185,7 @@ func TestStateFileBroken(t *testing.T) {
         records www A 127.0.0.1 127.0.0.2
     }
 }`, path))
+			allServing(t, s)
 			if got := answerValues(s.query(t, "udp", "www.example.org.", dns.TypeA)); !sameSet(got, []string{"127.0.0.1", "127.0.0.2"}) {
 				t.Errorf("answer %v", got)
 			}

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/miekg/dns"
@@ -82,6 +83,8 @@ func (ov *override) apply(v verdict) verdict {
 // past its expiry, and one timer, for the earliest expiry, removes the
 // expired ones and tells their values.
 type overrideStore struct {
+	n atomic.Int64 // len(byKey): a set rebuilt while no override exists takes no lock per value
+
 	mu      sync.Mutex
 	byKey   map[overrideKey]*override
 	watches map[*overrideWatch]struct{}
@@ -107,11 +110,11 @@ func newOverrideStore() *overrideStore {
 // checks target hosts, or nil: the value's own override, else the latest set
 // of the target overrides of its hosts.
 func (st *overrideStore) effective(k overrideKey, hosts []string, now time.Time) *override {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	if len(st.byKey) == 0 {
+	if st.n.Load() == 0 {
 		return nil
 	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
 	if ov := st.byKey[k]; ov != nil && ov.live(now) {
 		return ov
 	}
@@ -181,8 +184,10 @@ func (st *overrideStore) list(now time.Time) []*override {
 	return out
 }
 
-// arm sets the timer for the earliest expiry. Under mu.
+// arm sets the timer for the earliest expiry, after every change of byKey.
+// Under mu.
 func (st *overrideStore) arm() {
+	st.n.Store(int64(len(st.byKey)))
 	var next time.Time
 	for _, ov := range st.byKey {
 		if !ov.expires.IsZero() && (next.IsZero() || ov.expires.Before(next)) {
