@@ -20,6 +20,8 @@ type engine struct {
 	// every address a probe connects to (nil in production; the tests refuse
 	// anything outside loopback).
 	dialer net.Dialer
+
+	cluster clusterHub // the etcd members of instances with `cluster`
 }
 
 // defaultEngine is the process's: its metrics are where CoreDNS's prometheus

@@ -60,13 +60,16 @@ func (m *Multivalue) start() error {
 	}
 	reloading.Unlock()
 	e := m.engine
+	if m.cluster != nil {
+		m.member = e.cluster.acquire(m.cluster, e.metrics)
+	}
 	for _, s := range m.sets {
 		for _, v := range s.values {
 			var c *check
 			var src source = alwaysHealthy{}
 			if v.spec != nil {
 				c = e.acquire(v.spec)
-				src = c
+				src = m.clusterSource(c)
 			}
 			st := e.metrics.acquireValue(s.label(v), src.verdict())
 			s.bind(v, src, c, st)
@@ -104,6 +107,7 @@ func (m *Multivalue) stop() error {
 			}
 		}
 	}
+	m.releaseCluster()
 	return nil
 }
 

@@ -23,6 +23,9 @@ type metricSet struct {
 	transitions   *prometheus.CounterVec
 	responses     *prometheus.CounterVec
 
+	// The cluster's (cluster_metrics.go): no series without a cluster.
+	clusterUp, clusterReplicas, clusterDisagreements *prometheus.GaugeVec
+
 	mu     sync.Mutex
 	values map[valueLabel]*valueState
 	// Running checks per (target, protocol): the labels of checks_total and
@@ -68,6 +71,7 @@ func newMetricSet(reg prometheus.Registerer) *metricSet {
 		checks: map[[2]string]int{},
 	}
 	reg.MustRegister(ms.healthy, ms.checksTotal, ms.checkDuration, ms.transitions, ms.responses)
+	ms.registerCluster(reg)
 	return ms
 }
 

@@ -30,6 +30,10 @@ type Multivalue struct {
 
 	engine *engine // the checks, shared with every instance of the process
 	life   lifecycle
+
+	cluster *clusterConfig // nil: no cluster, each value's check decides
+	member  *member        // while started, with cluster
+	votes   []*vote        // the votes the instance holds while started
 }
 
 // newMultivalue builds the handler from a parsed config. It starts nothing,
@@ -45,6 +49,7 @@ func newMultivalue(cfg *config, e *engine) *Multivalue {
 		fall:       cfg.fall,
 		sets:       cfg.sets,
 		soa:        make([]soaCache, len(cfg.zones)),
+		cluster:    cfg.cluster,
 	}
 	m.responses.zones, m.responses.vec = cfg.zones, e.metrics.responses
 	for _, z := range cfg.zones {
@@ -60,7 +65,7 @@ func newMultivalue(cfg *config, e *engine) *Multivalue {
 			v.hash = hashBytes(canonicalRdata(v.rr))
 			if v.spec != nil {
 				if c := e.table.lookup(v.spec.key()); c != nil {
-					v.src = c
+					v.src = m.runningSource(c)
 				}
 			}
 		}
