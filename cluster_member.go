@@ -349,7 +349,7 @@ func (m *member) session() error {
 					relist = false
 				}
 			}
-			m.poke() // publishes what a failed transaction left
+			m.reconcile()
 		case resp, ok := <-wch:
 			if ok && !resp.Canceled && resp.Err() == nil && resp.CompactRevision == 0 {
 				m.apply(resp.Events)
@@ -446,6 +446,31 @@ func (m *member) committed(done []pendingOp, resp *clientv3.TxnResponse, err err
 		default:
 			delete(m.pub, d.id)
 		}
+	}
+}
+
+// reconcile marks dirty every check id whose own verdict etcd does not hold
+// as it is: a first result (which, when healthy, is no change a check tells
+// its watchers of), or what a failed transaction left. Runs on every
+// keepalive.
+func (m *member) reconcile() {
+	m.mu.Lock()
+	for id := range m.own {
+		want, ok := m.ownVerdict(id)
+		pub, published := m.pub[id]
+		if ok && (!published || pub.healthy != want.healthy) {
+			m.dirty[id] = true
+		}
+	}
+	for id := range m.pub {
+		if _, ok := m.own[id]; !ok {
+			m.dirty[id] = true
+		}
+	}
+	n := len(m.dirty)
+	m.mu.Unlock()
+	if n > 0 {
+		m.poke()
 	}
 }
 
