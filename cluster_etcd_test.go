@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -14,6 +16,7 @@ import (
 	"github.com/coredns/caddy"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap"
@@ -626,5 +629,166 @@ func TestClusterJoinLater(t *testing.T) {
 	cli := etcd.client()
 	if !eventually(5*time.Second, func() bool { return len(etcd.keys(cli, "/multivalue/obs/")) == 1 }) {
 		t.Fatalf("its verdict is not in etcd: %v", etcd.keys(cli, "/multivalue/"))
+	}
+}
+
+// TestClusterReload: reloads through CoreDNS (the new instance starts before
+// the old one stops) keep the member, its lease and every vote: peers see no
+// delete, not even when a reload changes a check's thresholds (a new check
+// with the same cluster id). The last shutdown revokes the lease.
+func TestClusterReload(t *testing.T) {
+	slow(t)
+	etcd := startEtcd(t)
+	cli := etcd.client()
+	b := newBackend(t, "127.0.0.1")
+	corefile := func(ttl, threshold int) string {
+		return fmt.Sprintf(`example.org:0 {
+    bind 127.0.0.1
+    multivalue {
+        ttl %d
+        cluster etcd %s {
+            replica solo
+            lease %s
+        }
+        health_check web {
+            port %s
+            interval 200ms
+            timeout 100ms
+            failure_threshold %d
+        }
+        records www A {
+            health_check web
+            127.0.0.1
+        }
+    }
+}
+`, ttl, etcd.url, testLease, b.port(), threshold)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	events := cli.Watch(ctx, "/multivalue/", clientv3.WithPrefix())
+
+	s := startCoreDNS(t, corefile(60, 1))
+	if !eventually(5*time.Second, func() bool { return len(etcd.keys(cli, "/multivalue/obs/")) == 1 }) {
+		t.Fatalf("no vote in etcd: %v", etcd.keys(cli, "/multivalue/"))
+	}
+	before := etcd.keys(cli, "/multivalue/")
+	defaultEngine.cluster.mu.Lock()
+	m := defaultEngine.cluster.members[0]
+	defaultEngine.cluster.mu.Unlock()
+
+	for i, cf := range []string{corefile(61, 1), corefile(62, 2), corefile(63, 2)} {
+		if err := s.reload(cf); err != nil {
+			t.Fatalf("reload %d: %v", i+1, err)
+		}
+	}
+	time.Sleep(testLease) // keepalives, publishing: anything that would churn
+	after := etcd.keys(cli, "/multivalue/")
+	if fmt.Sprint(after) != fmt.Sprint(before) {
+		t.Errorf("keys and leases changed over the reloads:\nbefore %v\nafter  %v", before, after)
+	}
+	defaultEngine.cluster.mu.Lock()
+	members := slices.Clone(defaultEngine.cluster.members)
+	defaultEngine.cluster.mu.Unlock()
+	m.mu.Lock()
+	sessions := m.started
+	m.mu.Unlock()
+	if len(members) != 1 || members[0] != m || sessions != 1 {
+		t.Errorf("members %d (same: %v), sessions %d: want the one member and its one session", len(members), len(members) == 1 && members[0] == m, sessions)
+	}
+	for drained := false; !drained; {
+		select {
+		case resp := <-events:
+			for _, ev := range resp.Events {
+				if ev.Type == mvccpb.DELETE {
+					t.Errorf("a reload deleted %s", ev.Kv.Key)
+				}
+			}
+		default:
+			drained = true
+		}
+	}
+
+	s.stop()
+	if !eventually(time.Second, func() bool { return len(etcd.keys(cli, "/multivalue/")) == 0 }) {
+		t.Errorf("keys left after the last shutdown: %v", etcd.keys(cli, "/multivalue/"))
+	}
+	defaultEngine.cluster.mu.Lock()
+	defer defaultEngine.cluster.mu.Unlock()
+	if len(defaultEngine.cluster.members) != 0 {
+		t.Error("a member is left after the last shutdown")
+	}
+}
+
+// TestClusterBurst: 2,000 checks flip at once on each of three replicas (a
+// shared dependency dies): every replica's consensus follows for all of
+// them. The replicas publish in transactions of at most 128 operations
+// (etcd's default limit: a larger one would fail). It measures the time from
+// the flips to the last consensus on the last replica.
+func TestClusterBurst(t *testing.T) {
+	slow(t)
+	const n = 2000
+	etcd := startEtcd(t)
+	b := newBackend(t, "127.0.0.1")
+	names := make([]string, n)
+	for i := range names {
+		names[i] = fmt.Sprintf("v%d", i)
+	}
+	// Checks probe once (interval 1h): the flips are the test's.
+	corefile := clusterCorefile(etcd.url, b.port(), time.Hour, "", names...)
+	rs := []*replica{startReplica(t, "r1", corefile), startReplica(t, "r2", corefile), startReplica(t, "r3", corefile)}
+	settled := func(healthy bool, voters int) bool {
+		for _, r := range rs {
+			if !r.up() {
+				return false
+			}
+			for _, name := range names {
+				v := r.voteOf(name)
+				if v.verdict().healthy != healthy || len(v.votes()) != voters {
+					return false
+				}
+			}
+		}
+		return true
+	}
+	if !eventually(60*time.Second, func() bool { return settled(true, 3) }) {
+		t.Fatal("the replicas do not all see 3 healthy votes of every check after 60s")
+	}
+	if got := len(etcd.keys(etcd.client(), "/multivalue/obs/")); got != 3*n {
+		t.Fatalf("%d votes in etcd, want %d", got, 3*n)
+	}
+
+	start := time.Now()
+	var wg sync.WaitGroup
+	for _, r := range rs {
+		checks := make([]*check, n)
+		for i, name := range names {
+			checks[i] = r.check(name)
+		}
+		wg.Go(func() {
+			for _, c := range checks {
+				c.record(false, "connection refused")
+			}
+		})
+	}
+	wg.Wait()
+	flipped := time.Since(start)
+	if !eventually(60*time.Second, func() bool {
+		for _, r := range rs {
+			for _, name := range names {
+				if r.served(name) != 0 {
+					return false
+				}
+			}
+		}
+		return true
+	}) {
+		t.Fatal("the replicas did not converge on 2,000 unhealthy checks within 60s")
+	}
+	t.Logf("burst: %d checks flipped on 3 replicas (flips took %v); every replica ejected all of them %v after the first flip", n, flipped, time.Since(start))
+	for _, r := range rs {
+		if d := r.gauge(r.e.metrics.clusterDisagreements); d != 0 {
+			t.Errorf("%s: %v disagreements after converging, want 0", r.id, d)
+		}
 	}
 }
