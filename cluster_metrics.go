@@ -37,3 +37,9 @@ func (ms *metricSet) dropCluster() {
 	ms.clusterReplicas.Reset()
 	ms.clusterDisagreements.Reset()
 }
+
+// clusterCollectors are the cluster's collectors, for the tests that read
+// every collector.
+func (ms *metricSet) clusterCollectors() []prometheus.Collector {
+	return []prometheus.Collector{ms.clusterUp, ms.clusterReplicas, ms.clusterDisagreements}
+}

@@ -202,7 +202,9 @@ func describeCollectors(t *testing.T) map[string]map[string]bool {
 	t.Helper()
 	desc := regexp.MustCompile(`fqName: "([^"]+)".*variableLabels: \{([^}]*)\}`)
 	known := map[string]map[string]bool{}
-	for _, c := range []prometheus.Collector{defaultEngine.metrics.healthy, defaultEngine.metrics.checksTotal, defaultEngine.metrics.checkDuration, defaultEngine.metrics.transitions, defaultEngine.metrics.responses} {
+	collectors := []prometheus.Collector{defaultEngine.metrics.healthy, defaultEngine.metrics.checksTotal, defaultEngine.metrics.checkDuration, defaultEngine.metrics.transitions, defaultEngine.metrics.responses}
+	collectors = append(collectors, defaultEngine.metrics.clusterCollectors()...)
+	for _, c := range collectors {
 		ch := make(chan *prometheus.Desc, 4)
 		c.Describe(ch)
 		close(ch)
