@@ -27,6 +27,11 @@ import (
 // it (its shortest lease is 1.5 election timeouts).
 const testLease = 2 * time.Second
 
+// probeOnce is the interval of checks whose results the test sets with
+// record: after the first probe, the next comes at a random point of the
+// interval, which this makes unlikely (by 24h) to fall within a test.
+const probeOnce = 24 * time.Hour
+
 // etcdServer is a one-member etcd embedded in the test process, on loopback
 // ports of its own and a data directory of the test's. It can be stopped and
 // started again on the same ports and data, as an etcd that restarts.
@@ -302,7 +307,7 @@ func waitVoters(t *testing.T, rs []*replica, n int, names ...string) {
 func TestClusterPropagation(t *testing.T) {
 	etcd := startEtcd(t)
 	b := newBackend(t, "127.0.0.1")
-	rs := fleet(t, clusterCorefile(etcd.url, b.port(), time.Hour, "", "www"), "www")
+	rs := fleet(t, clusterCorefile(etcd.url, b.port(), probeOnce, "", "www"), "www")
 	for _, r := range rs {
 		if r.served("www") != 1 || r.gauge(r.e.metrics.clusterReplicas) != 3 || r.gauge(r.e.metrics.clusterUp) != 1 {
 			t.Fatalf("%s: serves %d, replicas %v, up %v; want 1, 3, 1", r.id, r.served("www"),
@@ -311,8 +316,10 @@ func TestClusterPropagation(t *testing.T) {
 	}
 	// r2 and r3 see it down (their own thresholds passed): still served
 	// everywhere, since r1 sees it up.
-	rs[1].check("www").record(false, "connection refused")
-	rs[2].check("www").record(false, "connection refused")
+	for _, r := range rs[1:] {
+		r.refuse.Store(true) // should a probe come, it agrees
+		r.check("www").record(false, "connection refused")
+	}
 	if !eventually(5*time.Second, func() bool {
 		return rs[0].gauge(rs[0].e.metrics.clusterDisagreements) == 0 && rs[1].gauge(rs[1].e.metrics.clusterDisagreements) == 1 &&
 			rs[2].gauge(rs[2].e.metrics.clusterDisagreements) == 1
@@ -472,9 +479,11 @@ func TestClusterCrashAndShutdown(t *testing.T) {
 	cli := etcd.client()
 	b := newBackend(t, "127.0.0.1")
 	// min_voters 3: once r3's vote is gone, r2 decides alone.
-	rs := fleet(t, clusterCorefile(etcd.url, b.port(), time.Hour, "        min_voters 3", "www"), "www")
-	rs[1].check("www").record(false, "connection refused")
-	rs[2].check("www").record(false, "connection refused")
+	rs := fleet(t, clusterCorefile(etcd.url, b.port(), probeOnce, "        min_voters 3", "www"), "www")
+	for _, r := range rs[1:] {
+		r.refuse.Store(true) // should a probe come, it agrees
+		r.check("www").record(false, "connection refused")
+	}
 	waitVoters(t, rs, 3, "www")
 	if !eventually(5*time.Second, func() bool { return rs[1].served("www") == 1 }) {
 		t.Fatal("r2 does not serve the value r1 sees up")
@@ -534,7 +543,8 @@ func TestClusterStoreDown(t *testing.T) {
 	slow(t)
 	etcd := startEtcd(t)
 	b := newBackend(t, "127.0.0.1")
-	rs := fleet(t, clusterCorefile(etcd.url, b.port(), time.Hour, "", "www"), "www")
+	rs := fleet(t, clusterCorefile(etcd.url, b.port(), probeOnce, "", "www"), "www")
+	rs[0].refuse.Store(true)
 	rs[0].check("www").record(false, "connection refused")
 	if !eventually(5*time.Second, func() bool { return rs[0].gauge(rs[0].e.metrics.clusterDisagreements) == 1 }) {
 		t.Fatal("r1 is not outvoted")
@@ -735,7 +745,7 @@ func TestClusterBurst(t *testing.T) {
 		names[i] = fmt.Sprintf("v%d", i)
 	}
 	// Checks probe once (interval 1h): the flips are the test's.
-	corefile := clusterCorefile(etcd.url, b.port(), time.Hour, "", names...)
+	corefile := clusterCorefile(etcd.url, b.port(), probeOnce, "", names...)
 	rs := []*replica{startReplica(t, "r1", corefile), startReplica(t, "r2", corefile), startReplica(t, "r3", corefile)}
 	settled := func(healthy bool, voters int) bool {
 		for _, r := range rs {
@@ -758,6 +768,9 @@ func TestClusterBurst(t *testing.T) {
 		t.Fatalf("%d votes in etcd, want %d", got, 3*n)
 	}
 
+	// The backend dies (a later probe agrees with the flips), and every
+	// check flips at once.
+	b.kill()
 	start := time.Now()
 	var wg sync.WaitGroup
 	for _, r := range rs {
@@ -773,7 +786,7 @@ func TestClusterBurst(t *testing.T) {
 	}
 	wg.Wait()
 	flipped := time.Since(start)
-	if !eventually(60*time.Second, func() bool {
+	if !eventually(20*time.Second, func() bool {
 		for _, r := range rs {
 			for _, name := range names {
 				if r.served(name) != 0 {
@@ -783,6 +796,22 @@ func TestClusterBurst(t *testing.T) {
 		}
 		return true
 	}) {
+		for _, r := range rs {
+			left := 0
+			var example string
+			for _, name := range names {
+				if r.served(name) != 0 {
+					left++
+					if example == "" {
+						example = fmt.Sprintf("%s: %+v votes %v", name, r.voteOf(name).verdict(), r.voteOf(name).votes())
+					}
+				}
+			}
+			m := r.member()
+			m.mu.Lock()
+			t.Logf("%s: %d still served (%s); up %v, sessions %d, dirty %d, published %d", r.id, left, example, m.up, m.started, len(m.dirty), len(m.pub))
+			m.mu.Unlock()
+		}
 		t.Fatal("the replicas did not converge on 2,000 unhealthy checks within 60s")
 	}
 	t.Logf("burst: %d checks flipped on 3 replicas (flips took %v); every replica ejected all of them %v after the first flip", n, flipped, time.Since(start))

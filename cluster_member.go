@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
@@ -111,16 +112,19 @@ type member struct {
 	ms   *metricSet
 	refs int // under hub.mu
 
-	ctx    context.Context
-	cancel context.CancelFunc
-	done   chan struct{}
-	kick   chan struct{} // something to publish
+	ctx       context.Context
+	cancel    context.CancelFunc
+	done      chan struct{} // run has ended
+	kick      chan struct{} // something to publish
+	recompute chan struct{} // votes to update
+	notified  chan struct{} // notify has ended
+
+	lastOK atomic.Int64 // when etcd last answered for the lease, Unix ns
 
 	// Owned by the run goroutine.
 	cli    *clientv3.Client
 	lease  clientv3.LeaseID
-	lastOK time.Time // the last time etcd answered for the lease
-	warned bool      // this outage has been logged
+	warned bool // this outage has been logged
 
 	metricsMu sync.Mutex // orders the writes of the gauges
 
@@ -135,8 +139,10 @@ type member struct {
 	peers         map[string]map[string]peerVote
 	replicas      map[string]bool
 	disagreements int
-	started       int // sessions started, for tests
-	outages       int // outages warned of, for tests
+	stale         map[string]bool // check ids whose votes notify updates
+	allStale      bool            // every vote: notify updates them all
+	started       int             // sessions started, for tests
+	outages       int             // outages warned of, for tests
 }
 
 // pubState is an own verdict as etcd holds it.
@@ -163,19 +169,22 @@ type replicaJSON struct {
 
 func newMember(cc *clusterConfig, ms *metricSet, h *clusterHub) *member {
 	m := &member{
-		hub:      h,
-		conn:     cc.conn,
-		tls:      cc.tls,
-		ms:       ms,
-		done:     make(chan struct{}),
-		kick:     make(chan struct{}, 1),
-		votes:    map[voteKey]*vote{},
-		byID:     map[string][]*vote{},
-		own:      map[string][]*check{},
-		pub:      map[string]pubState{},
-		dirty:    map[string]bool{},
-		peers:    map[string]map[string]peerVote{},
-		replicas: map[string]bool{},
+		hub:       h,
+		conn:      cc.conn,
+		tls:       cc.tls,
+		ms:        ms,
+		done:      make(chan struct{}),
+		kick:      make(chan struct{}, 1),
+		recompute: make(chan struct{}, 1),
+		notified:  make(chan struct{}),
+		stale:     map[string]bool{},
+		votes:     map[voteKey]*vote{},
+		byID:      map[string][]*vote{},
+		own:       map[string][]*check{},
+		pub:       map[string]pubState{},
+		dirty:     map[string]bool{},
+		peers:     map[string]map[string]peerVote{},
+		replicas:  map[string]bool{},
 	}
 	m.ctx, m.cancel = context.WithCancel(context.Background())
 	return m
@@ -184,12 +193,14 @@ func newMember(cc *clusterConfig, ms *metricSet, h *clusterHub) *member {
 func (m *member) start() {
 	m.writeMetrics()
 	go m.run()
+	go m.notify()
 }
 
 // close ends the session, revokes the lease and closes the client.
 func (m *member) close() {
 	m.cancel()
 	<-m.done
+	<-m.notified
 }
 
 // opTimeout bounds every request to etcd.
@@ -204,7 +215,7 @@ func (m *member) poke() {
 
 func (m *member) run() {
 	defer close(m.done)
-	m.lastOK = time.Now()
+	m.lastOK.Store(time.Now().UnixNano())
 	for m.ctx.Err() == nil {
 		err := m.session()
 		if m.ctx.Err() != nil {
@@ -244,7 +255,7 @@ func (m *member) run() {
 // lease. The first time in an outage it logs a warning and the votes fall
 // back to the local verdicts.
 func (m *member) failed(err error) (down bool) {
-	if time.Since(m.lastOK) < m.conn.lease {
+	if m.sinceOK() < m.conn.lease {
 		return false
 	}
 	if !m.warned {
@@ -295,6 +306,7 @@ func (m *member) session() error {
 		return fmt.Errorf("granting a lease: %w", err)
 	}
 	m.lease = g.ID
+	m.lastOK.Store(time.Now().UnixNano())
 	m.mu.Lock()
 	m.started++
 	m.pub, m.presence = map[string]pubState{}, false
@@ -302,51 +314,48 @@ func (m *member) session() error {
 		m.dirty[id] = true
 	}
 	m.mu.Unlock()
-	if err := m.publish(); err != nil {
-		return err
-	}
-	wch, wcancel, err := m.list()
-	if err != nil {
-		return err
-	}
-	defer func() { wcancel() }()
-	m.lastOK = time.Now()
-	if m.warned {
-		m.warned = false
-		log.Infof("cluster: etcd %s reachable again: replicas vote again", m.conn.endpoints)
-	}
-	m.setUp(true)
 
+	// Keepalives run on their own: publishing a burst or a slow etcd
+	// must not starve them, or the lease would expire for nothing.
+	lost := make(chan error, 1)
+	kctx, kcancel := context.WithCancel(m.ctx)
+	kdone := make(chan struct{})
+	go func() {
+		defer close(kdone)
+		m.keepAlive(kctx, g.ID, lost)
+	}()
+	defer func() {
+		kcancel()
+		<-kdone
+	}()
+
+	// What fails from here on is tried again on the next tick: only a
+	// lost lease ends the session.
+	m.publish()
+	wch, wcancel, err := m.list()
+	defer func() { wcancel() }()
+	relist := err != nil
+	if !relist {
+		m.back()
+	}
 	tick := time.NewTicker(m.conn.lease / 3)
 	defer tick.Stop()
-	relist := false
 	for {
 		select {
 		case <-m.ctx.Done():
 			return nil
+		case err := <-lost:
+			return err
 		case <-m.kick:
 			if err := m.publish(); errors.Is(err, rpctypes.ErrLeaseNotFound) {
 				return err
 			}
 		case <-tick.C:
-			ctx, cancel := context.WithTimeout(m.ctx, m.opTimeout())
-			_, err := m.cli.KeepAliveOnce(ctx, m.lease)
-			cancel()
-			switch {
-			case err == nil:
-				m.lastOK = time.Now()
-			case errors.Is(err, rpctypes.ErrLeaseNotFound):
-				return fmt.Errorf("lease expired: %w", err)
-			case time.Since(m.lastOK) >= m.conn.lease:
-				return fmt.Errorf("no lease keepalive for %s: %w", m.conn.lease, err)
-			}
-			if err != nil {
-				continue
-			}
 			if relist {
 				wcancel()
 				if wch, wcancel, err = m.list(); err == nil {
 					relist = false
+					m.back()
 				}
 			}
 			m.reconcile()
@@ -362,6 +371,50 @@ func (m *member) session() error {
 			}
 		}
 	}
+}
+
+// back marks the member up: a session with a lease and a mirror.
+func (m *member) back() {
+	if m.warned {
+		m.warned = false
+		log.Infof("cluster: etcd %s reachable again: replicas vote again", m.conn.endpoints)
+	}
+	m.setUp(true)
+}
+
+// keepAlive renews the lease every lease/3 until ctx ends, and reports on
+// lost when the lease is gone or etcd has not answered for a lease.
+func (m *member) keepAlive(ctx context.Context, id clientv3.LeaseID, lost chan<- error) {
+	tick := time.NewTicker(m.conn.lease / 3)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		kctx, cancel := context.WithTimeout(ctx, m.opTimeout())
+		_, err := m.cli.KeepAliveOnce(kctx, id)
+		cancel()
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err == nil:
+			m.lastOK.Store(time.Now().UnixNano())
+			continue
+		case errors.Is(err, rpctypes.ErrLeaseNotFound):
+			lost <- fmt.Errorf("lease expired: %w", err)
+			return
+		case m.sinceOK() >= m.conn.lease:
+			lost <- fmt.Errorf("no lease keepalive for %s: %w", m.conn.lease, err)
+			return
+		}
+	}
+}
+
+// sinceOK is how long etcd has not answered for the lease.
+func (m *member) sinceOK() time.Duration {
+	return time.Duration(time.Now().UnixNano() - m.lastOK.Load())
 }
 
 // publish puts the own verdicts that changed since they were published, and
@@ -516,9 +569,10 @@ func (m *member) list() (clientv3.WatchChan, context.CancelFunc, error) {
 	}
 	m.mu.Lock()
 	m.peers, m.replicas = peers, replicas
+	m.allStale = true
 	m.mu.Unlock()
 	m.writeMetrics()
-	m.updateAll()
+	m.signal()
 	wctx, wcancel := context.WithCancel(clientv3.WithRequireLeader(m.ctx))
 	wch := m.cli.Watch(wctx, m.conn.prefix, clientv3.WithPrefix(), clientv3.WithRev(resp.Header.Revision+1))
 	return wch, wcancel, nil
@@ -566,13 +620,12 @@ func (m *member) apply(events []*clientv3.Event) {
 			}
 		}
 	}
-	var vs []*vote
 	for id := range affected {
-		vs = append(vs, m.byID[id]...)
+		m.stale[id] = true
 	}
 	m.mu.Unlock()
-	for _, v := range vs {
-		v.update()
+	if len(affected) > 0 {
+		m.signal()
 	}
 	if replicasChanged {
 		m.writeMetrics()
@@ -620,19 +673,47 @@ func (m *member) setUp(up bool) {
 	m.mu.Unlock()
 	if changed {
 		m.writeMetrics()
-		m.updateAll()
+		m.mu.Lock()
+		m.allStale = true
+		m.mu.Unlock()
+		m.signal()
 	}
 }
 
-func (m *member) updateAll() {
-	m.mu.Lock()
-	vs := make([]*vote, 0, len(m.votes))
-	for _, v := range m.votes {
-		vs = append(vs, v)
+func (m *member) signal() {
+	select {
+	case m.recompute <- struct{}{}:
+	default:
 	}
-	m.mu.Unlock()
-	for _, v := range vs {
-		v.update()
+}
+
+// notify updates the votes the mirror or the member's state made stale, off
+// the run goroutine: rebuilding record sets for thousands of votes must not
+// hold up the watch or publishing. Runs until the member closes.
+func (m *member) notify() {
+	defer close(m.notified)
+	for {
+		select {
+		case <-m.ctx.Done():
+			return
+		case <-m.recompute:
+		}
+		m.mu.Lock()
+		var vs []*vote
+		if m.allStale {
+			for _, v := range m.votes {
+				vs = append(vs, v)
+			}
+		} else {
+			for id := range m.stale {
+				vs = append(vs, m.byID[id]...)
+			}
+		}
+		m.allStale, m.stale = false, map[string]bool{}
+		m.mu.Unlock()
+		for _, v := range vs {
+			v.update()
+		}
 	}
 }
 
