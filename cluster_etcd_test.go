@@ -821,3 +821,77 @@ func TestClusterBurst(t *testing.T) {
 		}
 	}
 }
+
+// TestClusterReloadNewSettings: a reload that changes how the replica
+// connects (here its lease) starts a new member, with a lease of its own,
+// before the old one stops; while both run, both publish the check's
+// changes to the same key, and whichever put it last holds it under its
+// lease. When the old member's revoke deletes it, the new member sees the
+// delete and puts its vote back at once: the vote is missing for
+// milliseconds, not until the check next changes.
+func TestClusterReloadNewSettings(t *testing.T) {
+	slow(t)
+	etcd := startEtcd(t)
+	cli := etcd.client()
+	b := newBackend(t, "127.0.0.1")
+	r := startReplica(t, "r1", clusterCorefile(etcd.url, b.port(), probeOnce, "", "www"))
+	const key = "/multivalue/obs/"
+	if !eventually(5*time.Second, func() bool { return len(etcd.keys(cli, key)) == 1 }) {
+		t.Fatal("no vote in etcd")
+	}
+	old := r.m
+	next := r.instance(strings.Replace(clusterCorefile(etcd.url, b.port(), probeOnce, "", "www"), "lease 2s", "lease 3s", 1))
+	if err := next.start(); err != nil {
+		t.Fatal(err)
+	}
+	r.m = next
+	if next.member == old.member {
+		t.Fatal("a new lease setting kept the old member")
+	}
+	// Let the new member put its vote (its first keepalive) before the
+	// old one goes, as a reload that runs for a moment would.
+	if !eventually(5*time.Second, func() bool {
+		next.member.mu.Lock()
+		defer next.member.mu.Unlock()
+		return len(next.member.pub) == 1
+	}) {
+		t.Fatal("the new member did not publish")
+	}
+	// A change while both run: both publish it.
+	r.refuse.Store(true)
+	r.check("www").record(false, "connection refused")
+	if !eventually(5*time.Second, func() bool {
+		for _, m := range []*member{old.member, next.member} {
+			m.mu.Lock()
+			p, ok := m.pub[clusterID(r.check("www").spec)]
+			m.mu.Unlock()
+			if !ok || p.healthy {
+				return false
+			}
+		}
+		return true
+	}) {
+		t.Fatal("the members did not both publish the change")
+	}
+	old.stop()
+	gone := time.Now()
+	for time.Since(gone) < testLease {
+		if len(etcd.keys(cli, key)) == 1 {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	keys := etcd.keys(cli, key)
+	if len(keys) != 1 {
+		t.Fatalf("the vote is missing %v after the old member stopped", time.Since(gone))
+	}
+	next.member.mu.Lock()
+	lease := next.member.leaseID
+	next.member.mu.Unlock()
+	for k, l := range keys {
+		if l != lease {
+			t.Errorf("%s is under lease %x, not the new member's %x", k, l, lease)
+		}
+	}
+	t.Logf("vote back under the new lease %v after the old member stopped", time.Since(gone))
+}

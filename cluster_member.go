@@ -139,10 +139,11 @@ type member struct {
 	peers         map[string]map[string]peerVote
 	replicas      map[string]bool
 	disagreements int
-	stale         map[string]bool // check ids whose votes notify updates
-	allStale      bool            // every vote: notify updates them all
-	started       int             // sessions started, for tests
-	outages       int             // outages warned of, for tests
+	stale         map[string]bool  // check ids whose votes notify updates
+	allStale      bool             // every vote: notify updates them all
+	started       int              // sessions started, for tests
+	leaseID       clientv3.LeaseID // the last session's lease, for tests
+	outages       int              // outages warned of, for tests
 }
 
 // pubState is an own verdict as etcd holds it.
@@ -308,7 +309,7 @@ func (m *member) session() error {
 	m.lease = g.ID
 	m.lastOK.Store(time.Now().UnixNano())
 	m.mu.Lock()
-	m.started++
+	m.started, m.leaseID = m.started+1, g.ID
 	m.pub, m.presence = map[string]pubState{}, false
 	for id := range m.own {
 		m.dirty[id] = true
