@@ -128,22 +128,27 @@ type member struct {
 
 	metricsMu sync.Mutex // orders the writes of the gauges
 
-	mu            sync.Mutex
-	up            bool
-	votes         map[voteKey]*vote
-	byID          map[string][]*vote
-	own           map[string][]*check // by check id: the local checks voting, newest last
-	pub           map[string]pubState // by check id: what etcd holds of ours
-	dirty         map[string]bool     // check ids whose own verdict may need publishing
-	presence      bool                // the replicas/ key is in etcd
-	peers         map[string]map[string]peerVote
-	replicas      map[string]bool
-	disagreements int
-	stale         map[string]bool  // check ids whose votes notify updates
-	allStale      bool             // every vote: notify updates them all
-	started       int              // sessions started, for tests
-	leaseID       clientv3.LeaseID // the last session's lease, for tests
-	outages       int              // outages warned of, for tests
+	overrideWatchers watchers
+
+	mu             sync.Mutex
+	up             bool
+	votes          map[voteKey]*vote
+	byID           map[string][]*vote
+	own            map[string][]*check // by check id: the local checks voting, newest last
+	pub            map[string]pubState // by check id: what etcd holds of ours
+	dirty          map[string]bool     // check ids whose own verdict may need publishing
+	presence       bool                // the replicas/ key is in etcd
+	peers          map[string]map[string]peerVote
+	replicas       map[string]bool
+	disagreements  int
+	overrideSet    map[string]*clusterOverride // by key below the prefix
+	overridesStale bool                        // notify tells the override watchers
+	liveClient     *clientv3.Client            // cli while up, for storing overrides
+	stale          map[string]bool             // check ids whose votes notify updates
+	allStale       bool                        // every vote: notify updates them all
+	started        int                         // sessions started, for tests
+	leaseID        clientv3.LeaseID            // the last session's lease, for tests
+	outages        int                         // outages warned of, for tests
 }
 
 // pubState is an own verdict as etcd holds it.
@@ -170,22 +175,23 @@ type replicaJSON struct {
 
 func newMember(cc *clusterConfig, ms *metricSet, h *clusterHub) *member {
 	m := &member{
-		hub:       h,
-		conn:      cc.conn,
-		tls:       cc.tls,
-		ms:        ms,
-		done:      make(chan struct{}),
-		kick:      make(chan struct{}, 1),
-		recompute: make(chan struct{}, 1),
-		notified:  make(chan struct{}),
-		stale:     map[string]bool{},
-		votes:     map[voteKey]*vote{},
-		byID:      map[string][]*vote{},
-		own:       map[string][]*check{},
-		pub:       map[string]pubState{},
-		dirty:     map[string]bool{},
-		peers:     map[string]map[string]peerVote{},
-		replicas:  map[string]bool{},
+		hub:         h,
+		conn:        cc.conn,
+		tls:         cc.tls,
+		ms:          ms,
+		done:        make(chan struct{}),
+		kick:        make(chan struct{}, 1),
+		recompute:   make(chan struct{}, 1),
+		notified:    make(chan struct{}),
+		stale:       map[string]bool{},
+		overrideSet: map[string]*clusterOverride{},
+		votes:       map[voteKey]*vote{},
+		byID:        map[string][]*vote{},
+		own:         map[string][]*check{},
+		pub:         map[string]pubState{},
+		dirty:       map[string]bool{},
+		peers:       map[string]map[string]peerVote{},
+		replicas:    map[string]bool{},
 	}
 	m.ctx, m.cancel = context.WithCancel(context.Background())
 	return m
@@ -380,6 +386,9 @@ func (m *member) back() {
 		m.warned = false
 		log.Infof("cluster: etcd %s reachable again: replicas vote again", m.conn.endpoints)
 	}
+	m.mu.Lock()
+	m.liveClient = m.cli
+	m.mu.Unlock()
 	m.setUp(true)
 }
 
@@ -543,15 +552,14 @@ func (m *member) ownVerdict(id string) (verdict, bool) {
 // list reads every key under the prefix into the mirror and watches from the
 // next revision.
 func (m *member) list() (clientv3.WatchChan, context.CancelFunc, error) {
-	ctx, cancel := context.WithTimeout(m.ctx, m.opTimeout())
-	resp, err := m.cli.Get(ctx, m.conn.prefix, clientv3.WithPrefix())
-	cancel()
+	kvs, rev, err := m.getAll()
 	if err != nil {
 		return nil, func() {}, fmt.Errorf("listing %s: %w", m.conn.prefix, err)
 	}
 	peers := map[string]map[string]peerVote{}
 	replicas := map[string]bool{}
-	for _, kv := range resp.Kvs {
+	overrides := map[string]*clusterOverride{}
+	for _, kv := range kvs {
 		kind, id, replica := m.parseKey(string(kv.Key))
 		switch kind {
 		case "obs":
@@ -566,17 +574,52 @@ func (m *member) list() (clientv3.WatchChan, context.CancelFunc, error) {
 			}
 		case "replicas":
 			replicas[replica] = true
+		case "override":
+			if o, ok := parseOverride(id, kv.Value); ok {
+				overrides[id] = o
+			}
 		}
 	}
 	m.mu.Lock()
-	m.peers, m.replicas = peers, replicas
-	m.allStale = true
+	m.peers, m.replicas, m.overrideSet = peers, replicas, overrides
+	m.allStale, m.overridesStale = true, true
 	m.mu.Unlock()
 	m.writeMetrics()
 	m.signal()
 	wctx, wcancel := context.WithCancel(clientv3.WithRequireLeader(m.ctx))
-	wch := m.cli.Watch(wctx, m.conn.prefix, clientv3.WithPrefix(), clientv3.WithRev(resp.Header.Revision+1))
+	wch := m.cli.Watch(wctx, m.conn.prefix, clientv3.WithPrefix(), clientv3.WithRev(rev+1))
 	return wch, wcancel, nil
+}
+
+// listPage is how many keys one read of a listing returns: 10,000 checks
+// and ten replicas are 100,000 keys, which one read could not return within
+// a timeout on a loaded etcd.
+const listPage = 1000
+
+// getAll reads every key under the prefix at one revision, a page at a time.
+func (m *member) getAll() (kvs []*mvccpb.KeyValue, rev int64, err error) {
+	end := clientv3.GetPrefixRangeEnd(m.conn.prefix)
+	from := m.conn.prefix
+	for {
+		opts := []clientv3.OpOption{clientv3.WithRange(end), clientv3.WithLimit(listPage)}
+		if rev != 0 {
+			opts = append(opts, clientv3.WithRev(rev))
+		}
+		ctx, cancel := context.WithTimeout(m.ctx, m.opTimeout())
+		resp, err := m.cli.Get(ctx, from, opts...)
+		cancel()
+		if err != nil {
+			return nil, 0, err
+		}
+		if rev == 0 {
+			rev = resp.Header.Revision
+		}
+		kvs = append(kvs, resp.Kvs...)
+		if !resp.More || len(resp.Kvs) == 0 {
+			return kvs, rev, nil
+		}
+		from = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
+	}
 }
 
 // apply brings the mirror up to date with watch events and updates the
@@ -584,7 +627,7 @@ func (m *member) list() (clientv3.WatchChan, context.CancelFunc, error) {
 // the lease of an older session or member, or by hand) is put again.
 func (m *member) apply(events []*clientv3.Event) {
 	affected := map[string]bool{}
-	replicasChanged, republish := false, false
+	replicasChanged, republish, overridesChanged := false, false, false
 	m.mu.Lock()
 	for _, ev := range events {
 		kind, id, replica := m.parseKey(string(ev.Kv.Key))
@@ -609,6 +652,13 @@ func (m *member) apply(events []*clientv3.Event) {
 				m.peers[id][replica] = pv
 			}
 			affected[id] = true
+		case kind == "override":
+			if o, ok := parseOverride(id, ev.Kv.Value); ok && !del {
+				m.overrideSet[id] = o
+			} else {
+				delete(m.overrideSet, id)
+			}
+			m.overridesStale, overridesChanged = true, true
 		case kind == "replicas":
 			replicasChanged = true
 			if !del {
@@ -625,7 +675,7 @@ func (m *member) apply(events []*clientv3.Event) {
 		m.stale[id] = true
 	}
 	m.mu.Unlock()
-	if len(affected) > 0 {
+	if len(affected) > 0 || overridesChanged {
 		m.signal()
 	}
 	if replicasChanged {
@@ -644,6 +694,9 @@ func (m *member) parseKey(key string) (kind, id, replica string) {
 	}
 	if r, ok := strings.CutPrefix(rest, "replicas/"); ok && r != "" && !strings.Contains(r, "/") {
 		return "replicas", "", r
+	}
+	if strings.HasPrefix(rest, "override/") {
+		return "override", rest, ""
 	}
 	if r, ok := strings.CutPrefix(rest, "obs/"); ok {
 		if i := strings.LastIndexByte(r, '/'); i > 0 && i < len(r)-1 {
@@ -671,6 +724,9 @@ func (m *member) setUp(up bool) {
 	m.mu.Lock()
 	changed := m.up != up
 	m.up = up
+	if !up {
+		m.liveClient = nil
+	}
 	m.mu.Unlock()
 	if changed {
 		m.writeMetrics()
@@ -710,10 +766,14 @@ func (m *member) notify() {
 				vs = append(vs, m.byID[id]...)
 			}
 		}
-		m.allStale, m.stale = false, map[string]bool{}
+		overrides := m.overridesStale
+		m.allStale, m.stale, m.overridesStale = false, map[string]bool{}, false
 		m.mu.Unlock()
 		for _, v := range vs {
 			v.update()
+		}
+		if overrides {
+			m.overrideWatchers.notify()
 		}
 	}
 }
