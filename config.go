@@ -37,6 +37,8 @@ type config struct {
 	selection    selection    // the block's selection options, before records blocks override them
 	sets         []*recordSet // in Corefile order
 	op           operatorConfig
+
+	cluster *clusterConfig // nil: this process decides alone
 }
 
 // parse reads the `multivalue` block of a server block. Every error names the
@@ -120,6 +122,15 @@ func parseConfig(p *parser) (*config, error) {
 						return err
 					}
 					templates[t.name] = t
+					return nil
+				}},
+			"cluster": {args: arity{1, -1}, argErr: "cluster needs a store and its endpoints: cluster etcd ENDPOINT...",
+				set: func(args []string) error {
+					cc, err := parseCluster(p, args)
+					if err != nil {
+						return err
+					}
+					cfg.cluster = cc
 					return nil
 				}},
 			"records": {args: arity{2, -1}, repeat: true, argErr: "records needs a NAME and a TYPE",

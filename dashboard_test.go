@@ -202,8 +202,10 @@ func describeCollectors(t *testing.T) map[string]map[string]bool {
 	t.Helper()
 	desc := regexp.MustCompile(`fqName: "([^"]+)".*variableLabels: \{([^}]*)\}`)
 	known := map[string]map[string]bool{}
-	for _, c := range []prometheus.Collector{defaultEngine.metrics.healthy, defaultEngine.metrics.checksTotal, defaultEngine.metrics.checkDuration, defaultEngine.metrics.transitions, defaultEngine.metrics.responses,
-		defaultEngine.metrics.overrides, defaultEngine.metrics.lastChange} {
+	collectors := []prometheus.Collector{defaultEngine.metrics.healthy, defaultEngine.metrics.checksTotal, defaultEngine.metrics.checkDuration, defaultEngine.metrics.transitions, defaultEngine.metrics.responses,
+		defaultEngine.metrics.overrides, defaultEngine.metrics.lastChange}
+	collectors = append(collectors, defaultEngine.metrics.clusterCollectors()...)
+	for _, c := range collectors {
 		ch := make(chan *prometheus.Desc, 4)
 		c.Describe(ch)
 		close(ch)

@@ -21,7 +21,8 @@ type engine struct {
 	// anything outside loopback).
 	dialer net.Dialer
 
-	ops *operations // overrides, the state file, the running instances (operations.go)
+	ops     *operations // overrides, the state file, the running instances (operations.go)
+	cluster clusterHub  // the etcd members of instances with `cluster`
 }
 
 // defaultEngine is the process's: its metrics are where CoreDNS's prometheus

@@ -65,10 +65,15 @@ func (m *Multivalue) start() error {
 	if err := e.ops.start(m); err != nil {
 		return err
 	}
+	if m.cluster != nil {
+		m.member = e.cluster.acquire(m.cluster, e.metrics)
+	}
 	for _, s := range m.sets {
 		for _, v := range s.values {
-			src, checks := e.acquireSource(v.specs)
-			src = e.ops.wrap(s, v, src) // overrides decide over the checks
+			// Each check's verdict is the cluster's when there is one;
+			// overrides decide over them all.
+			src, checks := e.acquireSource(v.specs, m.clusterSource)
+			src = e.ops.wrap(s, v, src)
 			st := e.metrics.acquireValue(s.label(v), src.verdict())
 			s.bind(v, src, checks, st)
 		}
@@ -109,6 +114,7 @@ func (m *Multivalue) stop() error {
 			}
 		}
 	}
+	m.releaseCluster()
 	return nil
 }
 

@@ -26,6 +26,9 @@ type metricSet struct {
 	overrides     *prometheus.GaugeVec // values under an override, by state
 	lastChange    *prometheus.GaugeVec // last transition of a value, unix seconds
 
+	// The cluster's (cluster_metrics.go): no series without a cluster.
+	clusterUp, clusterReplicas, clusterDisagreements *prometheus.GaugeVec
+
 	mu     sync.Mutex
 	values map[valueLabel]*valueState
 	// Running checks per (target, protocol): the labels of checks_total and
@@ -83,6 +86,7 @@ func newMetricSet(reg prometheus.Registerer) *metricSet {
 		checks: map[[2]string]int{},
 	}
 	reg.MustRegister(ms.healthy, ms.checksTotal, ms.checkDuration, ms.transitions, ms.responses, ms.overrides, ms.lastChange)
+	ms.registerCluster(reg)
 	return ms
 }
 

@@ -32,6 +32,10 @@ type Multivalue struct {
 	life   lifecycle
 	op     operatorConfig // admin and state_file (config_operator.go)
 	held   operatorHeld   // what start took of them, for stop
+
+	cluster *clusterConfig // nil: no cluster, each value's check decides
+	member  *member        // while started, with cluster
+	votes   []*vote        // the votes the instance holds while started
 }
 
 // newMultivalue builds the handler from a parsed config. It starts nothing,
@@ -48,6 +52,7 @@ func newMultivalue(cfg *config, e *engine) *Multivalue {
 		sets:       cfg.sets,
 		soa:        make([]soaCache, len(cfg.zones)),
 		op:         cfg.op,
+		cluster:    cfg.cluster,
 	}
 	m.responses.zones, m.responses.vec = cfg.zones, e.metrics.responses
 	for _, z := range cfg.zones {
@@ -62,7 +67,7 @@ func newMultivalue(cfg *config, e *engine) *Multivalue {
 		for _, v := range s.values {
 			v.hash = hashBytes(canonicalRdata(v.rr))
 			if len(v.specs) > 0 {
-				v.src = e.lookupSource(v.specs)
+				v.src = e.lookupSource(v.specs, m.runningSource)
 			}
 		}
 		s.refresh()

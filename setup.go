@@ -21,6 +21,9 @@ func setup(c *caddy.Controller) error {
 	if err != nil {
 		return plugin.Error(pluginName, err)
 	}
+	if err := sameCluster(c, cfg.cluster); err != nil {
+		return plugin.Error(pluginName, err)
+	}
 	mv := newMultivalue(cfg, defaultEngine)
 
 	c.OnStartup(mv.start)

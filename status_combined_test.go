@@ -210,10 +210,10 @@ func TestValueHoldsEveryCheck(t *testing.T) {
 	calc.healthyThreshold = 2
 	specs := []*checkSpec{web.spec("127.0.0.1", 0, 0), calc}
 
-	if src := e.lookupSource(specs); !src.verdict().healthy {
+	if src := e.lookupSource(specs, checkItself); !src.verdict().healthy {
 		t.Error("nothing running yet: the value counts as healthy")
 	}
-	src, held := e.acquireSource(specs)
+	src, held := e.acquireSource(specs, checkItself)
 	if len(held) != 3 || e.table.len() != 2 {
 		t.Errorf("holds %d checks, %d running; want 3 held (web twice, db) on 2 running checks", len(held), e.table.len())
 	}

@@ -29,12 +29,14 @@ func sourceFor(specs []*checkSpec, get func(*checkSpec) source) source {
 // acquireSource acquires the probing checks of a value's specs (starting those
 // that are new) and returns the source that decides its health and the
 // checks it now holds, for release.
-func (e *engine) acquireSource(specs []*checkSpec) (source, []*check) {
+// wrap turns each check into the source that stands for it (a cluster's vote
+// on it, or the check itself).
+func (e *engine) acquireSource(specs []*checkSpec, wrap func(*check) source) (source, []*check) {
 	var held []*check
 	src := sourceFor(specs, func(s *checkSpec) source {
 		c := e.acquire(s)
 		held = append(held, c)
-		return c
+		return wrap(c)
 	})
 	return src, held
 }
@@ -42,11 +44,15 @@ func (e *engine) acquireSource(specs []*checkSpec) (source, []*check) {
 // lookupSource is the source of a value's specs made of the checks already
 // running (a reloaded instance's first snapshot), starting nothing: a check
 // not running counts as healthy, as before a first result.
-func (e *engine) lookupSource(specs []*checkSpec) source {
+func (e *engine) lookupSource(specs []*checkSpec, wrap func(*check) source) source {
 	return sourceFor(specs, func(s *checkSpec) source {
 		if c := e.table.lookup(s.key()); c != nil {
-			return c
+			return wrap(c)
 		}
 		return alwaysHealthy{}
 	})
 }
+
+// checkItself is the wrap of a value outside a cluster: each check stands for
+// itself.
+func checkItself(c *check) source { return c }
