@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"math"
 	"net/netip"
+	"slices"
+	"sync/atomic"
 	"time"
 )
 
@@ -27,13 +29,36 @@ type sticky struct {
 	maxW     uint32   // the largest weight, for the cheap filter below
 	hashes   []uint64 // the candidates' hashes, side by side: the steady pick reads only these
 	ramp     ramp
+
+	memo [stickyMemoSlots]atomic.Pointer[stickyMemo] // recent clients' answers, by client hash
+}
+
+// stickyMemoSlots is how many clients' answers a sticky selector remembers
+// (a slot per client hash modulo this; a client that lands on a taken slot
+// takes it over). A few resolvers send most queries: they hit.
+const stickyMemoSlots = 256
+
+// stickyMemo is one client's steady answer, immutable once stored.
+type stickyMemo struct {
+	client uint64 // the client's hash
+	k      int
+	idx    []int32
 }
 
 func (s *sticky) pick(q query, from []candidate, k int, sc *scratch) []int32 {
 	ch := clientHash(q.client)
 	ramping := s.ramp.active(q.now)
 	if !ramping {
-		return s.pickSteady(ch, from, k, sc)
+		// A client's answer depends only on the snapshot (this selector is
+		// built with it) and the client: remember the last few, so that the
+		// resolvers that ask most do not cost a pass over every value.
+		slot := &s.memo[ch%stickyMemoSlots]
+		if m := slot.Load(); m != nil && m.client == ch && m.k == k {
+			return append(sc.idx[:0], m.idx...)
+		}
+		idx := s.pickSteady(ch, from, k, sc)
+		slot.Store(&stickyMemo{client: ch, k: k, idx: slices.Clone(idx)})
+		return idx
 	}
 	useLog := s.weighted || ramping // one kind of key for every value of a query
 	// When every candidate ramps and none is in for this client, an empty

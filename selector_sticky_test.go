@@ -233,3 +233,41 @@ func TestStickyChurnOnlyAnswersHoldingTheValue(t *testing.T) {
 		t.Errorf("%d answers held the value, %d did not: the property was not exercised", changed, unchanged)
 	}
 }
+
+// TestStickyMemoAnswersAsComputed: the remembered answers of recent clients
+// are the answers the full pass computes, for many clients sharing few
+// memo slots (so slots are taken over again and again), asked in turns and
+// again, with equal and unequal weights and several k.
+func TestStickyMemoAnswersAsComputed(t *testing.T) {
+	for _, weighted := range []bool{false, true} {
+		specs := make([]tv, 300)
+		for i := range specs {
+			specs[i] = tv{w: 1}
+			if weighted {
+				specs[i].w = 1 + i%5
+			}
+		}
+		snap := buildSnapshot(testValues(specs), &selection{sticky: true, v4Prefix: 24, v6Prefix: 56}, testNow)
+		s, ok := snap.sel.(*sticky)
+		if !ok {
+			t.Fatalf("selector %T, want sticky", snap.sel)
+		}
+		sc := scratchPool.Get().(*scratch)
+		clients := make([]netip.Prefix, 3*stickyMemoSlots)
+		for i := range clients {
+			clients[i] = netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(i >> 8), byte(i), 0}), 24)
+		}
+		for round := range 3 {
+			for i, c := range clients {
+				k := 1 + (i+round)%8
+				want := slices.Clone(s.pickSteady(clientHash(c), snap.cands, k, sc))
+				got := slices.Clone(s.pick(query{client: c}, snap.cands, k, sc))
+				again := s.pick(query{client: c}, snap.cands, k, sc)
+				if !slices.Equal(got, want) || !slices.Equal(again, want) {
+					t.Fatalf("weighted %v, client %v, k %d, round %d: picked %v then %v, the full pass gives %v", weighted, c, k, round, got, again, want)
+				}
+			}
+		}
+		scratchPool.Put(sc)
+	}
+}
