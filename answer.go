@@ -11,7 +11,7 @@ import (
 // values go out in from's canonical order, so that dnssec signs each distinct
 // subset once; the subset itself is the selector's.
 func answer(q query, sel selector, from []candidate, k int) []dns.RR {
-	if len(from) == 0 {
+	if len(from) == 0 || k <= 0 {
 		return nil
 	}
 	// The selector's working memory, pooled (see scratch). (A buffer of
