@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/coredns/coredns/plugin/pkg/dnstest"
@@ -22,6 +23,21 @@ const fuzzBlock = `multivalue {
     records txt TXT "a" "b c"
     records _http._tcp SRV {
         10 10 80 www.example.org.
+    }
+    records big TXT {
+        sticky
+        "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx" "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+        "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx" "y"
+    }
+    records w A {
+        sticky 16 48
+        slow_start 1m
+        panic_threshold 50
+        min_healthy 2
+        127.0.1.1 { weight 3 }
+        127.0.1.2 { weight 0 }
+        127.0.1.3 { tier 2 }
+        127.0.1.4 { drain }
     }
 }`
 
@@ -43,6 +59,8 @@ func FuzzServeDNS(f *testing.F) {
 		{"nope.example.org.", dns.TypeA, false},
 		{"example.org.", dns.TypeSOA, false},
 		{"example.com.", dns.TypeA, false},
+		{"big.example.org.", dns.TypeTXT, false},
+		{"w.example.org.", dns.TypeA, true},
 	} {
 		m := new(dns.Msg)
 		m.SetQuestion(q.name, q.qtype)
@@ -51,6 +69,21 @@ func FuzzServeDNS(f *testing.F) {
 		}
 		wire, _ := m.Pack()
 		f.Add(wire, uint8(0b10110))
+	}
+	// With EDNS Client Subnet, well formed and with bits beyond its prefix.
+	for _, ecs := range []*dns.EDNS0_SUBNET{
+		{Code: dns.EDNS0SUBNET, Family: 1, SourceNetmask: 24, Address: []byte{127, 1, 2, 0}},
+		{Code: dns.EDNS0SUBNET, Family: 1, SourceNetmask: 8, Address: []byte{127, 1, 2, 3}},
+		{Code: dns.EDNS0SUBNET, Family: 2, SourceNetmask: 56, Address: make([]byte, 16)},
+	} {
+		m := new(dns.Msg)
+		m.SetQuestion("w.example.org.", dns.TypeA)
+		m.SetEdns0(1232, false)
+		o := m.IsEdns0()
+		o.Option = append(o.Option, ecs)
+		if wire, err := m.Pack(); err == nil {
+			f.Add(wire, uint8(0b1))
+		}
 	}
 	f.Add([]byte{}, uint8(0))
 	f.Add([]byte{0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0xc0, 12, 0, 1, 0, 1}, uint8(0xff))
@@ -108,8 +141,11 @@ func FuzzServeDNS(f *testing.F) {
 				t.Fatalf("duplicate answer %s", v)
 			}
 			seen[v] = true
-			if rr.Header().Rrtype == dns.TypeA && len(healthy) > 0 && !slices.Contains(healthy, v) {
+			if rr.Header().Rrtype == dns.TypeA && strings.EqualFold(rr.Header().Name, "www.example.org.") && len(healthy) > 0 && !slices.Contains(healthy, v) {
 				t.Fatalf("unhealthy %s served while %v are healthy", v, healthy)
+			}
+			if v == "127.0.1.4" {
+				t.Fatalf("drained %s served", v)
 			}
 		}
 	})
