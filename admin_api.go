@@ -318,7 +318,7 @@ func (api adminAPI) setOverride(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	vals := api.ops.set(ov)
+	vals := api.ops.setShared(ov)
 	if len(vals) == 0 {
 		writeError(w, http.StatusNotFound, "no value matches "+ov.selector())
 		return
@@ -337,7 +337,7 @@ func (api adminAPI) deleteOverride(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	ov, vals := api.ops.remove(key)
+	ov, vals := api.ops.removeShared(key)
 	if ov == nil {
 		writeError(w, http.StatusNotFound, "no override for this selector")
 		return

@@ -13,6 +13,7 @@ import (
 type operations struct {
 	e         *engine
 	overrides *overrideStore
+	share     shareState // overrides shared through the cluster (override_share.go)
 
 	mu        sync.Mutex
 	instances []*Multivalue           // running, in the order they started
@@ -69,8 +70,17 @@ func (o *operations) start(m *Multivalue) error {
 func (o *operations) running(m *Multivalue) {
 	o.mu.Lock()
 	o.instances = append(o.instances, m)
+	if m.member != nil {
+		if o.share.members == nil {
+			o.share.members = map[*Multivalue]*member{}
+		}
+		o.share.members[m] = m.member
+	}
 	o.mu.Unlock()
 	o.recount()
+	if m.member != nil {
+		o.watchMember(m.member)
+	}
 }
 
 // stop forgets the instance and lets go of what its start took; the last
@@ -84,8 +94,12 @@ func (o *operations) stop(m *Multivalue) {
 			break
 		}
 	}
+	delete(o.share.members, m)
 	o.mu.Unlock()
 	o.recount()
+	if m.member != nil {
+		o.unwatchMember(m.member)
+	}
 	if m.held.admin != nil {
 		m.held.admin.release(m)
 		m.held.admin = nil
@@ -221,7 +235,7 @@ func (o *operations) logChangeValues(verb string, ov *override, vals []valueRef)
 	if ov.key.host != "" {
 		fmt.Fprintf(&b, " (target %s)", ov.key.host)
 	}
-	if !ov.expires.IsZero() && verb != "expired on" && verb != "removed from" {
+	if !ov.expires.IsZero() && verb != "expired on" && !strings.HasPrefix(verb, "removed ") {
 		fmt.Fprintf(&b, ", until %s", ov.expires.UTC().Format(time.RFC3339))
 	}
 	if ov.reason != "" {

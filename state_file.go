@@ -61,6 +61,7 @@ type savedOverride struct {
 	overrideRequest
 	Created time.Time  `json:"created"`
 	Expires *time.Time `json:"expires"`
+	EtcdKey string     `json:"etcd_key,omitempty"` // set: from etcd, removed when etcd no longer holds it
 }
 
 // checkID identifies what a check probes, across restarts.
@@ -201,6 +202,9 @@ func (so *savedOverride) override() (*override, error) {
 	}
 	if so.Expires != nil {
 		ov.expires = *so.Expires
+	}
+	if strings.HasPrefix(so.EtcdKey, "override/") {
+		ov.etcdKey = so.EtcdKey
 	}
 	return ov, nil
 }
@@ -421,7 +425,7 @@ func resultName(ok bool) string {
 
 // saved is the override for the state file.
 func (ov *override) saved() savedOverride {
-	so := savedOverride{overrideRequest: ov.request(), Created: ov.created.UTC()}
+	so := savedOverride{overrideRequest: ov.request(), Created: ov.created.UTC(), EtcdKey: ov.etcdKey}
 	if !ov.expires.IsZero() {
 		e := ov.expires.UTC()
 		so.Expires = &e

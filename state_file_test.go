@@ -269,9 +269,9 @@ func TestStateFileMaxAge(t *testing.T) {
 			{ID: id(1), Status: "unhealthy", Since: hourAgo, Checked: now.Add(-31 * time.Minute), LastResult: "failure"},
 		},
 		Overrides: []savedOverride{
-			{overrideRequest{Name: "api.example.org.", Type: "A", Value: "127.0.0.5", State: "down"}, hourAgo, nil},
-			{overrideRequest{Name: "api.example.org.", Type: "A", Value: "127.0.0.6", State: "down"}, hourAgo, ptr(now.Add(-time.Second))},
-			{overrideRequest{Name: "api.example.org.", Type: "A", Value: "127.0.0.7", State: "drain"}, hourAgo, ptr(now.Add(time.Hour))},
+			{overrideRequest{Name: "api.example.org.", Type: "A", Value: "127.0.0.5", State: "down"}, hourAgo, nil, ""},
+			{overrideRequest{Name: "api.example.org.", Type: "A", Value: "127.0.0.6", State: "down"}, hourAgo, ptr(now.Add(-time.Second)), ""},
+			{overrideRequest{Name: "api.example.org.", Type: "A", Value: "127.0.0.7", State: "drain"}, hourAgo, ptr(now.Add(time.Hour)), ""},
 		},
 	}
 	b, _ := json.Marshal(st)

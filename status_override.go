@@ -39,6 +39,7 @@ type override struct {
 	reason  string
 	created time.Time
 	expires time.Time // zero: none
+	etcdKey string    // set: stored in etcd under this key (below the prefix), for every replica
 }
 
 // live reports whether the override still applies at now.
