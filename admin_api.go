@@ -71,12 +71,20 @@ type valueStatus struct {
 }
 
 type checkStatus struct {
-	Protocol   string     `json:"protocol"`
-	Target     string     `json:"target"`
-	Status     string     `json:"status"`
-	LastResult *string    `json:"last_result"` // success or failure; null before the first probe
-	LastReason *string    `json:"last_reason"`
-	LastProbe  *time.Time `json:"last_probe"`
+	Protocol   string       `json:"protocol"`
+	Target     string       `json:"target"`
+	Status     string       `json:"status"`
+	LastResult *string      `json:"last_result"` // success or failure; null before the first probe
+	LastReason *string      `json:"last_reason"`
+	LastProbe  *time.Time   `json:"last_probe"`
+	Votes      []voteStatus `json:"votes,omitempty"` // in a cluster: every live replica's verdict of this check
+}
+
+// voteStatus is one replica's verdict of a check, in a cluster.
+type voteStatus struct {
+	Replica string     `json:"replica"`
+	Status  string     `json:"status"`
+	Since   *time.Time `json:"since"`
 }
 
 // overrideReply is an override as the API shows it: its selector, state,
@@ -200,7 +208,9 @@ func (o *operations) status(q statusQuery) []setStatus {
 			for _, v := range s.values {
 				if l := s.label(v); !seen[l] {
 					seen[l] = true
-					sets[i].Values = append(sets[i].Values, o.valueStatus(s, v, snap, now))
+					vs := o.valueStatus(s, v, snap, now)
+					o.addVotes(m, s, v, &vs)
+					sets[i].Values = append(sets[i].Values, vs)
 				}
 			}
 		}
@@ -274,6 +284,37 @@ func serves(snap *snapshot, fb fallback, v *value) bool {
 }
 
 // report is the check as the status API shows it.
+// addVotes fills, for an instance in a cluster, each check's votes: every
+// live replica's verdict, this one's included.
+func (o *operations) addVotes(m *Multivalue, set *recordSet, v *value, vs *valueStatus) {
+	if m.cluster == nil {
+		return
+	}
+	set.mu.Lock()
+	checks := valueChecks(v)
+	set.mu.Unlock()
+	s := m.engine
+	for i, c := range checks {
+		if i >= len(vs.Checks) {
+			return
+		}
+		vt := s.cluster.lookupVote(m.cluster, c)
+		if vt == nil {
+			continue
+		}
+		votes := []voteStatus{}
+		for _, p := range vt.votes() {
+			st := voteStatus{Replica: p.replica, Status: statusName(p.healthy)}
+			if !p.since.IsZero() {
+				t := p.since.UTC()
+				st.Since = &t
+			}
+			votes = append(votes, st)
+		}
+		vs.Checks[i].Votes = votes
+	}
+}
+
 func (c *check) report() checkStatus {
 	c.mu.Lock()
 	defer c.mu.Unlock()

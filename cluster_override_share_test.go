@@ -3,6 +3,7 @@ package multivalue
 import (
 	"context"
 	"fmt"
+	"net"
 	"slices"
 	"strings"
 	"testing"
@@ -173,5 +174,80 @@ func TestClusterSharedOverrides(t *testing.T) {
 	time.Sleep(200 * time.Millisecond)
 	if got := rs[1].answers(); !slices.Equal(got, []string{"127.0.0.1"}) {
 		t.Fatalf("r2 answers %v after a sync: its local drain was removed", got)
+	}
+}
+
+// TestClusterStatusVotes: in a cluster, the status API lists each check's
+// votes: every live replica's verdict, this replica's included; and when one
+// replica's own verdict differs, its vote says so while the value's status
+// is the consensus.
+func TestClusterStatusVotes(t *testing.T) {
+	etcd := startEtcd(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	var rs []*replica
+	var admins []*adminClient
+	for _, id := range []string{"r1", "r2", "r3"} {
+		addr := "127.0.0.1:" + freeTCPPort(t)
+		rs = append(rs, startReplica(t, id, fmt.Sprintf(`multivalue {
+    admin %s
+    cluster etcd %s {
+        replica %%[1]s
+        lease %s
+    }
+    health_check web {
+        protocol tcp
+        port %s
+        interval 1h
+        timeout 500ms
+        failure_threshold 1
+    }
+    records www A {
+        health_check web
+        127.0.0.1
+    }
+}
+`, addr, etcd.url, testLease, port)))
+		admins = append(admins, newAdminClient(t, addr))
+	}
+	votesOf := func(a *adminClient) []voteStatus {
+		st := a.status("")
+		if len(st.Sets) != 1 || len(st.Sets[0].Values) != 1 || len(st.Sets[0].Values[0].Checks) != 1 {
+			return nil
+		}
+		return st.Sets[0].Values[0].Checks[0].Votes
+	}
+	if !eventually(20*time.Second, func() bool { return len(votesOf(admins[0])) == 3 }) {
+		t.Fatalf("r1's status lists votes %+v, want the three replicas'", votesOf(admins[0]))
+	}
+	for i, v := range votesOf(admins[0]) {
+		if want := fmt.Sprintf("r%d", i+1); v.Replica != want || v.Status != "healthy" {
+			t.Errorf("vote %d: %+v, want %s healthy", i, v, want)
+		}
+	}
+	// r3 alone sees the check fail: its vote says unhealthy on r1's status,
+	// and the value stays healthy (2 of 3 say healthy).
+	rs[2].check("www").record(false, "connection refused")
+	if !eventually(5*time.Second, func() bool {
+		vs := votesOf(admins[0])
+		return len(vs) == 3 && vs[2].Status == "unhealthy"
+	}) {
+		t.Fatalf("r1's status lists votes %+v, want r3 unhealthy", votesOf(admins[0]))
+	}
+	if st := admins[0].status(""); st.Sets[0].Values[0].Status != "healthy" {
+		t.Errorf("value status %q on r1, want healthy: the consensus", st.Sets[0].Values[0].Status)
 	}
 }
