@@ -16,24 +16,7 @@ var clusterTiming = map[string]bool{"interval": true, "fastInterval": true, "fai
 // does the target. A setting added to checkSettings is covered without
 // touching clusterID; this test then only needs it perturbable.
 func TestClusterIDCoversProbeSettings(t *testing.T) {
-	// The protocol each setting is tried on: https, to which most apply,
-	// else the one it belongs to.
-	protocolOf := map[string]string{
-		"service":          protoGRPCS,
-		"query":            protoDNS,
-		"queryType":        protoDNS,
-		"children":         protoCalculated,
-		"healthyThreshold": protoCalculated,
-	}
-	baseFor := func(setting string) *checkTemplate {
-		tp := newCheckTemplate("web", 1)
-		tp.protocol = protoHTTPS
-		if p, ok := protocolOf[setting]; ok {
-			tp.protocol = p
-		}
-		tp.query, tp.children = "www.example.org.", "a b" // dns and calculated need them
-		return tp
-	}
+	baseFor := settingTemplate
 	base := func() *checkTemplate { return baseFor("") }
 	id := func(tp *checkTemplate, host string) string { return clusterID(tp.spec(host, 0, 0)) }
 	want := id(base(), "127.0.0.1")

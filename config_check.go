@@ -568,14 +568,9 @@ func formatHeaders(hs []httpHeader) string {
 // parseQueryType reads the TYPE of a dns check's query: any type but those
 // that cannot be asked over UDP (zone transfers, OPT, TSIG, TKEY).
 func parseQueryType(s string) (uint16, error) {
-	u := strings.ToUpper(s)
-	t, ok := dns.StringToType[u]
-	if !ok && strings.HasPrefix(u, "TYPE") {
-		n, err := strconv.ParseUint(u[4:], 10, 16)
-		ok, t = err == nil, uint16(n)
-	}
-	if !ok {
-		return 0, fmt.Errorf("unknown type %q", s)
+	t, u, err := lookupType(s)
+	if err != nil {
+		return 0, err
 	}
 	switch t {
 	case dns.TypeAXFR, dns.TypeIXFR, dns.TypeOPT, dns.TypeTSIG, dns.TypeTKEY, dns.TypeNone, dns.TypeReserved:

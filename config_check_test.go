@@ -138,12 +138,9 @@ func perturb(t *testing.T, v reflect.Value) {
 	}
 }
 
-// TestSpecCarriesEverySetting: every setting of a template, changed alone on
-// a protocol it applies to, changes the key of the check it makes; only the
-// timing settings leave the probe key unchanged.
-func TestSpecCarriesEverySetting(t *testing.T) {
-	// The protocol each setting is tried on: https, to which most apply,
-	// else the one it belongs to.
+// settingTemplate is a template on which setting (a checkSettings field)
+// applies: https, to which most apply, else the protocol it belongs to.
+func settingTemplate(setting string) *checkTemplate {
 	protocolOf := map[string]string{
 		"service":          protoGRPCS,
 		"query":            protoDNS,
@@ -151,15 +148,20 @@ func TestSpecCarriesEverySetting(t *testing.T) {
 		"children":         protoCalculated,
 		"healthyThreshold": protoCalculated,
 	}
-	base := func(setting string) *checkTemplate {
-		tp := newCheckTemplate("web", 1)
-		tp.protocol = protoHTTPS
-		if p, ok := protocolOf[setting]; ok {
-			tp.protocol = p
-		}
-		tp.query, tp.children = "www.example.org.", "a b" // dns and calculated need them
-		return tp
+	tp := newCheckTemplate("web", 1)
+	tp.protocol = protoHTTPS
+	if p, ok := protocolOf[setting]; ok {
+		tp.protocol = p
 	}
+	tp.query, tp.children = "www.example.org.", "a b" // dns and calculated need them
+	return tp
+}
+
+// TestSpecCarriesEverySetting: every setting of a template, changed alone on
+// a protocol it applies to, changes the key of the check it makes; only the
+// timing settings leave the probe key unchanged.
+func TestSpecCarriesEverySetting(t *testing.T) {
+	base := settingTemplate
 	key := func(tp *checkTemplate) checkKey { return tp.spec("127.0.0.1", 0, 0).key() }
 
 	// The settings a template writes as other fields of its own.

@@ -98,10 +98,9 @@ func hasZoneFileSyntax(s string) bool {
 	})
 }
 
-// parseType reads a record type mnemonic (or TYPEnnn) and rejects the types a
-// multivalue set cannot hold: the zone's own (SOA, NS), aliases (CNAME, DNAME)
-// and meta types that are not data.
-func parseType(s string) (uint16, error) {
+// lookupType reads a record type mnemonic or TYPEnnn (RFC 3597), returning
+// the type and its upper-case spelling.
+func lookupType(s string) (t uint16, upper string, err error) {
 	u := strings.ToUpper(s)
 	t, ok := dns.StringToType[u]
 	if !ok && strings.HasPrefix(u, "TYPE") {
@@ -109,7 +108,18 @@ func parseType(s string) (uint16, error) {
 		ok, t = err == nil, uint16(n)
 	}
 	if !ok {
-		return 0, fmt.Errorf("unknown type %q", s)
+		return 0, "", fmt.Errorf("unknown type %q", s)
+	}
+	return t, u, nil
+}
+
+// parseType reads a record type mnemonic (or TYPEnnn) and rejects the types a
+// multivalue set cannot hold: the zone's own (SOA, NS), aliases (CNAME, DNAME)
+// and meta types that are not data.
+func parseType(s string) (uint16, error) {
+	t, u, err := lookupType(s)
+	if err != nil {
+		return 0, err
 	}
 	switch t {
 	case dns.TypeCNAME, dns.TypeNS, dns.TypeSOA, dns.TypeDNAME:

@@ -104,13 +104,13 @@ func TestClientSubnetMalformedWhenBitsBeyondSourcePrefix(t *testing.T) {
 		ok   bool
 	}{
 		{"no ECS", nil, true},
-		{"v4 /24 masked", ecsOption("192.0.2.0/24"), true},
-		{"v4 /32", ecsOption("192.0.2.77/32"), true},
+		{"v4 /24 masked", ecsOption("127.2.2.0/24"), true},
+		{"v4 /32", ecsOption("127.2.2.77/32"), true},
 		{"v4 /0", ecsOption("0.0.0.0/0"), true},
-		{"v4 /24 with a host bit", &dns.EDNS0_SUBNET{Family: 1, SourceNetmask: 24, Address: net.ParseIP("192.0.2.1")}, false},
-		{"v4 /0 with an address", &dns.EDNS0_SUBNET{Family: 1, SourceNetmask: 0, Address: net.ParseIP("192.0.2.0").To4()}, false},
-		{"v4 /20 with bit 21 set", &dns.EDNS0_SUBNET{Family: 1, SourceNetmask: 20, Address: net.ParseIP("192.0.31.0")}, false},
-		{"v4 prefix longer than 32", &dns.EDNS0_SUBNET{Family: 1, SourceNetmask: 33, Address: net.ParseIP("192.0.2.0")}, false},
+		{"v4 /24 with a host bit", &dns.EDNS0_SUBNET{Family: 1, SourceNetmask: 24, Address: net.ParseIP("127.2.2.1")}, false},
+		{"v4 /0 with an address", &dns.EDNS0_SUBNET{Family: 1, SourceNetmask: 0, Address: net.ParseIP("127.2.2.0").To4()}, false},
+		{"v4 /20 with bit 21 set", &dns.EDNS0_SUBNET{Family: 1, SourceNetmask: 20, Address: net.ParseIP("127.0.31.0")}, false},
+		{"v4 prefix longer than 32", &dns.EDNS0_SUBNET{Family: 1, SourceNetmask: 33, Address: net.ParseIP("127.2.2.0")}, false},
 		{"v6 /56 masked", ecsOption("2001:db8:0:ff00::/56"), true},
 		{"v6 /128", ecsOption("2001:db8::1/128"), true},
 		{"v6 /56 with a host bit", &dns.EDNS0_SUBNET{Family: 2, SourceNetmask: 56, Address: net.ParseIP("2001:db8::1")}, false},
@@ -145,18 +145,18 @@ func TestStickyClientPrefix(t *testing.T) {
 		ecs    *dns.EDNS0_SUBNET
 		want   string
 	}{
-		{remote: "10.240.0.1", want: "10.240.0.0/24"},
-		{remote: "10.240.0.77", tcp: true, want: "10.240.0.0/24"},
-		{remote: "::ffff:10.1.2.3", want: "10.1.2.0/24"},
+		{remote: "127.240.0.1", want: "127.240.0.0/24"},
+		{remote: "127.240.0.77", tcp: true, want: "127.240.0.0/24"},
+		{remote: "::ffff:127.1.2.3", want: "127.1.2.0/24"},
 		{remote: "2001:db8:0:ff::1", want: "2001:db8::/56"},
 		{remote: "2001:db8:0:100::1", tcp: true, want: "2001:db8:0:100::/56"},
-		{remote: "10.240.0.1", ecs: ecsOption("192.0.2.77/32"), want: "192.0.2.0/24"},
-		{remote: "10.240.0.1", ecs: ecsOption("192.0.2.0/24"), want: "192.0.2.0/24"},
-		{remote: "10.240.0.1", ecs: ecsOption("192.0.0.0/16"), want: "192.0.0.0/16"},
-		{remote: "10.240.0.1", ecs: ecsOption("0.0.0.0/0"), want: "0.0.0.0/0"},
-		{remote: "10.240.0.1", ecs: ecsOption("2001:db8:0:ff01::/64"), want: "2001:db8:0:ff00::/56"},
+		{remote: "127.240.0.1", ecs: ecsOption("127.2.2.77/32"), want: "127.2.2.0/24"},
+		{remote: "127.240.0.1", ecs: ecsOption("127.2.2.0/24"), want: "127.2.2.0/24"},
+		{remote: "127.240.0.1", ecs: ecsOption("127.9.0.0/16"), want: "127.9.0.0/16"},
+		{remote: "127.240.0.1", ecs: ecsOption("0.0.0.0/0"), want: "0.0.0.0/0"},
+		{remote: "127.240.0.1", ecs: ecsOption("2001:db8:0:ff01::/64"), want: "2001:db8:0:ff00::/56"},
 		{remote: "2001:db8::1", ecs: ecsOption("2001:db8:1200::/40"), want: "2001:db8:1200::/40"},
-		{remote: "10.240.0.1", ecs: &dns.EDNS0_SUBNET{Family: 0}, want: "0.0.0.0/0"},
+		{remote: "127.240.0.1", ecs: &dns.EDNS0_SUBNET{Family: 0}, want: "0.0.0.0/0"},
 	} {
 		t.Run(fmt.Sprintf("%s_tcp=%v_ecs=%v", tc.remote, tc.tcp, tc.ecs), func(t *testing.T) {
 			w := &test.ResponseWriter{RemoteIP: tc.remote, TCP: tc.tcp}
@@ -172,7 +172,7 @@ func TestStickyClientPrefix(t *testing.T) {
 // scope 0: the answer does not depend on the client.
 func TestServeDNSECSEchoedWithScopeZeroWithoutSticky(t *testing.T) {
 	m, _ := stickyHandler(t, false)
-	for _, prefix := range []string{"192.0.2.0/24", "192.0.2.77/32", "2001:db8:1200::/40", "0.0.0.0/0"} {
+	for _, prefix := range []string{"127.2.2.0/24", "127.2.2.77/32", "2001:db8:1200::/40", "0.0.0.0/0"} {
 		for _, do := range []bool{false, true} {
 			t.Run(fmt.Sprintf("%s_do=%v", prefix, do), func(t *testing.T) {
 				sent := ecsOption(prefix)
@@ -220,10 +220,10 @@ func TestServeDNSStickyECSScope(t *testing.T) {
 		scope  uint8
 		client string
 	}{
-		{"192.0.2.77/32", 24, "192.0.2.0/24"},
-		{"192.0.2.0/24", 24, "192.0.2.0/24"},
-		{"198.51.100.128/25", 24, "198.51.100.0/24"},
-		{"192.0.0.0/16", 16, "192.0.0.0/16"},
+		{"127.2.2.77/32", 24, "127.2.2.0/24"},
+		{"127.2.2.0/24", 24, "127.2.2.0/24"},
+		{"127.51.100.128/25", 24, "127.51.100.0/24"},
+		{"127.9.0.0/16", 16, "127.9.0.0/16"},
 		{"0.0.0.0/0", 0, "0.0.0.0/0"},
 		{"2001:db8:0:ff01::/64", 56, "2001:db8:0:ff00::/56"},
 		{"2001:db8:0:ff00::/56", 56, "2001:db8:0:ff00::/56"},
@@ -231,7 +231,7 @@ func TestServeDNSStickyECSScope(t *testing.T) {
 	} {
 		t.Run(tc.ecs, func(t *testing.T) {
 			want := stickyAnswer(set, netip.MustParsePrefix(tc.client), 3)
-			for _, remote := range []string{"10.240.0.1", "10.9.8.7", "2001:db8:ffff::1"} {
+			for _, remote := range []string{"127.240.0.1", "10.9.8.7", "2001:db8:ffff::1"} {
 				sent := ecsOption(tc.ecs)
 				resp, _ := serveFrom(t, m, "dns://ecs:53", &test.ResponseWriter{RemoteIP: remote}, ecsQuery(t, false, sent))
 				if got := answerValues(resp); !slices.Equal(got, want) {
@@ -259,8 +259,8 @@ func TestServeDNSMalformedECSIsFormerr(t *testing.T) {
 	for _, sticky := range []bool{false, true} {
 		m, _ := stickyHandler(t, sticky)
 		for _, raw := range [][]byte{
-			{0, 1, 20, 0, 192, 0, 31},         // 192.0.31.0/20: bit 21 set
-			{0, 1, 24, 0, 192, 0, 2, 1},       // 192.0.2.1/24
+			{0, 1, 20, 0, 192, 0, 31},         // 127.0.31.0/20: bit 21 set
+			{0, 1, 24, 0, 192, 0, 2, 1},       // 127.2.2.1/24
 			{0, 2, 32, 0, 0x20, 1, 0xd, 0xb9}, // 2001:db9::/32 sent as /32 is fine...
 			{0, 2, 16, 0, 0x20, 1, 0xd, 0xb8}, // ...2001:db8::/16 is not
 			{0, 1, 0, 0, 10},                  // /0 with an address
@@ -324,16 +324,15 @@ func TestServeDNSStickyBySourceAddress(t *testing.T) {
 		return answerValues(resp)
 	}
 	dropResponses(t, "dns://sticky-source:53")
-	// dnstest's recorder over test.ResponseWriter: 10.240.0.1 by default.
-	def := query("", false)
-	if want := stickyAnswer(set, netip.MustParsePrefix("10.240.0.0/24"), 3); !slices.Equal(def, want) {
-		t.Fatalf("from 10.240.0.1: %v, want the answer of 10.240.0.0/24 %v", def, want)
+	def := query("127.240.0.1", false)
+	if want := stickyAnswer(set, netip.MustParsePrefix("127.240.0.0/24"), 3); !slices.Equal(def, want) {
+		t.Fatalf("from 127.240.0.1: %v, want the answer of 127.240.0.0/24 %v", def, want)
 	}
-	for _, remote := range []string{"10.240.0.1", "10.240.0.200", "::ffff:10.240.0.9"} {
+	for _, remote := range []string{"127.240.0.1", "127.240.0.200", "::ffff:127.240.0.9"} {
 		for _, tcp := range []bool{false, true} {
 			for range 3 {
 				if got := query(remote, tcp); !slices.Equal(got, def) {
-					t.Errorf("from %s (tcp %v): %v, want %v as every client of 10.240.0.0/24", remote, tcp, got, def)
+					t.Errorf("from %s (tcp %v): %v, want %v as every client of 127.240.0.0/24", remote, tcp, got, def)
 				}
 			}
 		}
@@ -374,7 +373,7 @@ func TestMalformedECSAnsweredOnce(t *testing.T) {
 	req.SetQuestion("www.example.org.", dns.TypeA)
 	req.SetEdns0(1232, false)
 	o := req.IsEdns0()
-	// 192.0.2.1/24, as raw bytes: miekg/dns masks the address it packs.
+	// 127.2.2.1/24, as raw bytes: miekg/dns masks the address it packs.
 	o.Option = append(o.Option, &dns.EDNS0_LOCAL{Code: dns.EDNS0SUBNET, Data: []byte{0, 1, 24, 0, 192, 0, 2, 1}})
 	for _, network := range []string{"udp", "tcp"} {
 		addr := s.udp
